@@ -1,0 +1,81 @@
+/*
+ * config.h — the switch's configuration: defaults, a `key = value` file, and
+ * command-line flags (flags win over the file, the file over defaults).
+ *
+ * Thread-safety: filled once by the main thread before any worker starts;
+ * read-only afterwards.
+ */
+#ifndef PAYSWITCH_ENGINE_CONFIG_H
+#define PAYSWITCH_ENGINE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ENGINE_SHARDS_MAX 16
+#define ENGINE_WORKERS_MAX 16
+#define ENGINE_CPUS_MAX 64
+
+enum engine_durability {
+	ENGINE_DURABLE = 0,                 /* reply only after fdatasync (default) */
+	ENGINE_UNSAFE_ACK_BEFORE_SYNC = 1,  /* reply after write(2) completes: a crash can lose acked payments */
+};
+
+enum engine_transport_kind {
+	ENGINE_TRANSPORT_UDP = 0,
+	ENGINE_TRANSPORT_DPDK = 1,
+};
+
+struct engine_config {
+	char data_dir[512];
+	char listen_host[128];       /* native protocol, UDP */
+	uint16_t listen_port;
+	char metrics_host[128];      /* Prometheus text over HTTP; port 0 disables */
+	uint16_t metrics_port;
+	uint32_t shards;             /* shard worker threads, each owning a ledger */
+	uint32_t workers;            /* netio worker threads */
+	int32_t cpus[ENGINE_CPUS_MAX];/* CPU for thread i (workers first, then shards); -1 none */
+	uint32_t cpu_count;
+	uint64_t accounts_max;       /* per shard */
+	uint64_t transfers_max;      /* deduplication window entries per shard */
+	uint64_t holds_max;          /* pending holds per shard */
+	uint64_t dedup_window_s;
+	uint64_t hold_timeout_s;
+	uint32_t ring_size;          /* entries of each worker->shard ring (power of two) */
+	uint32_t group_bytes_max;    /* journal group commit size limit */
+	enum engine_durability durability;
+	enum engine_transport_kind transport;
+	char dpdk_args[1024];        /* EAL arguments for the DPDK transport */
+	bool snapshot_on_stop;
+	bool verbose;
+};
+
+/* Defaults: ./data, 127.0.0.1:7000, metrics 127.0.0.1:9100, 1 shard, 1 worker,
+ * 1M accounts per shard, durable. */
+void engine_config_default(struct engine_config *config);
+
+/* Sets one key ("shards", "listen", "data-dir", ...) from text. Returns 0, or
+ * -EINVAL and writes a sentence to `error` (size error_size). */
+int engine_config_set(struct engine_config *config, const char *key, const char *value,
+		      char *error, size_t error_size);
+
+/* Reads `key = value` lines ('#' comments) from a file. Returns 0 or -errno /
+ * -EINVAL with the file name and line in `error`. */
+int engine_config_load_file(struct engine_config *config, const char *path,
+			    char *error, size_t error_size);
+
+/* Checks ranges and relations between values. Returns 0 or -EINVAL with a
+ * sentence in `error`. */
+int engine_config_validate(const struct engine_config *config, char *error, size_t error_size);
+
+/* Writes every key as a loadable `key = value` file. */
+void engine_config_print(const struct engine_config *config, FILE *out);
+
+/* Parses "host:port" ("7000" alone means 127.0.0.1:7000). Returns 0 or -EINVAL. */
+int engine_parse_address(const char *text, char *host, size_t host_size, uint16_t *port);
+
+/* Parses an unsigned integer with an optional k/M/G suffix (powers of 1000).
+ * Returns 0 or -EINVAL. */
+int engine_parse_u64(const char *text, uint64_t *value);
+
+#endif

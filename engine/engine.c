@@ -1,0 +1,465 @@
+/*
+ * engine.c — builds the switch: recovers every shard, creates the rings and
+ * transports, starts and stops the threads, writes snapshots on a clean stop.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "recovery.h"
+#include "shard.h"
+#include "worker.h"
+
+/* Decisions waiting for durability per shard: a few groups' worth. */
+#define ENGINE_PENDING_MAX (1u << 18)
+/* Datagrams awaiting replies per netio worker. */
+#define ENGINE_SLOTS_MAX 4096u
+
+uint64_t engine_now_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+uint64_t engine_monotonic_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+void engine_log(const char *level, const char *format, ...)
+{
+	char message[1024];
+	va_list arguments;
+	va_start(arguments, format);
+	vsnprintf(message, sizeof(message), format, arguments);
+	va_end(arguments);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct tm utc;
+	gmtime_r(&now.tv_sec, &utc);
+	char stamp[32];
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+	for (char *c = message; *c; c++)
+		if (*c == '"')
+			*c = '\'';
+	fprintf(stderr, "ts=%s.%06ldZ level=%s msg=\"%s\"\n", stamp, now.tv_nsec / 1000, level,
+		message);
+}
+
+static void journal_log_line(void *context, const char *line)
+{
+	(void)context;
+	engine_log("info", "journal: %s", line);
+}
+
+void engine_wake(struct engine_waker *waker)
+{
+	if (atomic_load(&waker->sleeping)) {
+		uint64_t one = 1;
+		ssize_t written = write(waker->eventfd, &one, sizeof(one));
+		(void)written;
+	}
+}
+
+static int fail(char *error, size_t error_size, int code, const char *format, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *error, size_t error_size, int code, const char *format, ...)
+{
+	va_list arguments;
+	va_start(arguments, format);
+	vsnprintf(error, error_size, format, arguments);
+	va_end(arguments);
+	return code;
+}
+
+static int create_rings(struct engine *engine, char *error, size_t error_size)
+{
+	uint32_t shards = engine->shard_count;
+	uint32_t workers = engine->worker_count;
+	uint32_t ring_size = engine->config.ring_size;
+	engine->rings_in = calloc((size_t)workers * shards, sizeof(struct engine_ring));
+	engine->rings_reply = calloc((size_t)workers * shards, sizeof(struct engine_ring));
+	engine->rings_credit = calloc((size_t)shards * shards, sizeof(struct engine_ring));
+	if (!engine->rings_in || !engine->rings_reply || !engine->rings_credit)
+		return fail(error, error_size, -ENOMEM, "out of memory for rings");
+	for (uint32_t w = 0; w < workers; w++) {
+		for (uint32_t s = 0; s < shards; s++) {
+			char name[32];
+			snprintf(name, sizeof(name), "in-%u-%u", w, s);
+			int result = engine_ring_create(&engine->rings_in[w * shards + s], name, ring_size,
+							sizeof(struct engine_message));
+			snprintf(name, sizeof(name), "reply-%u-%u", s, w);
+			if (result == 0)
+				result = engine_ring_create(&engine->rings_reply[s * workers + w], name,
+							    ring_size, sizeof(struct engine_reply));
+			if (result != 0)
+				return fail(error, error_size, result, "ring %s: %s", name,
+					    strerror(-result));
+		}
+	}
+	for (uint32_t s = 0; s < shards; s++) {
+		for (uint32_t t = 0; t < shards; t++) {
+			if (s == t)
+				continue;
+			char name[32];
+			snprintf(name, sizeof(name), "credit-%u-%u", s, t);
+			int result = engine_ring_create(&engine->rings_credit[s * shards + t], name,
+							ring_size, sizeof(struct engine_message));
+			if (result != 0)
+				return fail(error, error_size, result, "ring %s: %s", name,
+					    strerror(-result));
+		}
+	}
+	return 0;
+}
+
+static int create_wakers(struct engine_waker **wakers, uint32_t count)
+{
+	*wakers = calloc(count, sizeof(struct engine_waker));
+	if (*wakers == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		(*wakers)[i].eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if ((*wakers)[i].eventfd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void destroy_wakers(struct engine_waker *wakers, uint32_t count)
+{
+	if (wakers == NULL)
+		return;
+	for (uint32_t i = 0; i < count; i++)
+		if (wakers[i].eventfd > 0)
+			close(wakers[i].eventfd);
+	free(wakers);
+}
+
+/* Recovers one shard's ledger from its snapshot and journal, then opens the
+ * journal writer after the last good record. */
+static int open_shard(struct engine *engine, const struct journal_meta *meta, uint32_t index,
+		      char *error, size_t error_size)
+{
+	struct engine_shard *shard = &engine->shards[index];
+	shard->engine = engine;
+	shard->index = index;
+	struct ledger_config ledger_config;
+	journal_meta_shard_config(meta, index, &ledger_config);
+	int result = 0;
+	shard->ledger = ledger_create(&ledger_config, &result);
+	if (shard->ledger == NULL)
+		return fail(error, error_size, result, "shard %u: cannot create its ledger: %s",
+			    index, strerror(-result));
+	struct journal_recovery_report report;
+	struct journal_error journal_error = { 0 };
+	result = journal_recover(engine->config.data_dir, index, shard->ledger, &report,
+				 &journal_error);
+	if (result < 0)
+		return fail(error, error_size, result, "shard %u: recovery failed: %s", index,
+			    journal_error.text);
+	engine_log("info",
+		   "shard %u recovered: snapshot sequence %llu, %llu records replayed, last "
+		   "sequence %llu, %llu accounts, %.1f ms%s",
+		   index, (unsigned long long)report.snapshot_sequence,
+		   (unsigned long long)report.records_replayed,
+		   (unsigned long long)report.last_sequence,
+		   (unsigned long long)ledger_account_count(shard->ledger),
+		   (double)report.elapsed_us / 1000.0, report.torn_tail ? " (torn tail cut)" : "");
+	shard->now_us = ledger_now(shard->ledger);
+	shard->snapshot_sequence = report.snapshot_sequence;
+	struct journal_writer_options options;
+	journal_writer_options_default(&options);
+	options.group_bytes_max = engine->config.group_bytes_max;
+	options.mode = engine->config.durability == ENGINE_DURABLE
+			       ? JOURNAL_MODE_DURABLE : JOURNAL_MODE_UNSAFE_ACK_BEFORE_SYNC;
+	shard->journal = journal_writer_open(engine->config.data_dir, index, &options,
+					     &journal_error);
+	if (shard->journal == NULL)
+		return fail(error, error_size, journal_error.code, "shard %u: journal: %s", index,
+			    journal_error.text);
+	shard->committed_sequence = journal_appended_sequence(shard->journal);
+	shard->pending_capacity = ENGINE_PENDING_MAX;
+	shard->pending = calloc(shard->pending_capacity, sizeof(struct engine_pending));
+	shard->outboxes = calloc(engine->worker_count, sizeof(struct engine_shard_outbox));
+	if (shard->pending == NULL || shard->outboxes == NULL)
+		return fail(error, error_size, -ENOMEM, "shard %u: out of memory", index);
+	return 0;
+}
+
+static int open_worker(struct engine *engine, uint32_t index, uint16_t port, char *error,
+		       size_t error_size)
+{
+	struct engine_worker *worker = &engine->workers[index];
+	worker->engine = engine;
+	worker->index = index;
+	worker->slot_capacity = ENGINE_SLOTS_MAX;
+	worker->slots = calloc(worker->slot_capacity, sizeof(struct engine_slot));
+	worker->stages = calloc(engine->shard_count, sizeof(struct engine_stage));
+	worker->tx_buffers = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_REPLY_MAX);
+	if (!worker->slots || !worker->stages || !worker->tx_buffers)
+		return fail(error, error_size, -ENOMEM, "worker %u: out of memory", index);
+	for (uint32_t i = 0; i < worker->slot_capacity; i++)
+		worker->slots[i].next_free = i + 1 < worker->slot_capacity ? i + 1 : ENGINE_SLOT_NONE;
+	worker->slot_free_head = 0;
+	struct netio_transport_config transport_config = {
+		.bind_host = engine->config.listen_host,
+		.port = port,
+		.worker_index = index,
+		.worker_count = engine->worker_count,
+		.backend_args = engine->config.dpdk_args,
+		.wake_fd = engine->workers_waker[index].eventfd,
+	};
+	const struct netio_transport_ops *ops = &netio_transport_udp;
+	int result = netio_transport_open(ops, &transport_config, &worker->transport);
+	if (result != 0)
+		return fail(error, error_size, result, "worker %u: cannot listen on %s:%u (%s): %s",
+			    index, engine->config.listen_host, port, ops->name, strerror(-result));
+	return 0;
+}
+
+struct shard_opening {
+	pthread_t thread;
+	struct engine *engine;
+	const struct journal_meta *meta;
+	uint32_t index;
+	int result;
+	char error[512];
+};
+
+static void *open_shard_thread(void *argument)
+{
+	struct shard_opening *opening = argument;
+	opening->result = open_shard(opening->engine, opening->meta, opening->index, opening->error,
+				     sizeof(opening->error));
+	return NULL;
+}
+
+/* Shards recover in parallel: each is independent until credits flow. */
+static int open_shards(struct engine *engine, const struct journal_meta *meta, char *error,
+		       size_t error_size)
+{
+	struct shard_opening *openings = calloc(engine->shard_count, sizeof(*openings));
+	if (openings == NULL)
+		return fail(error, error_size, -ENOMEM, "out of memory");
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		openings[s] = (struct shard_opening){ .engine = engine, .meta = meta, .index = s };
+		if (pthread_create(&openings[s].thread, NULL, open_shard_thread, &openings[s]) != 0)
+			open_shard_thread(&openings[s]), openings[s].thread = 0;
+	}
+	int result = 0;
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		if (openings[s].thread != 0)
+			pthread_join(openings[s].thread, NULL);
+		if (openings[s].result != 0 && result == 0) {
+			result = openings[s].result;
+			snprintf(error, error_size, "%s", openings[s].error);
+		}
+	}
+	free(openings);
+	return result;
+}
+
+struct engine *engine_create(const struct engine_config *config, char *error, size_t error_size)
+{
+	struct engine *engine = calloc(1, sizeof(*engine));
+	if (engine == NULL) {
+		fail(error, error_size, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	engine->config = *config;
+	journal_set_log(journal_log_line, NULL);
+	struct journal_meta meta;
+	struct journal_error journal_error = { 0 };
+	int result = journal_meta_read(config->data_dir, &meta, &journal_error);
+	if (result < 0) {
+		fail(error, error_size, result,
+		     "%s is not a payswitch data dir (%s); create it with: payswitch format %s",
+		     config->data_dir, journal_error.text, config->data_dir);
+		goto failed;
+	}
+	engine->shard_count = meta.shard_count;
+	engine->worker_count = config->workers;
+	engine->shards = calloc(engine->shard_count, sizeof(struct engine_shard));
+	engine->workers = calloc(engine->worker_count, sizeof(struct engine_worker));
+	if (!engine->shards || !engine->workers ||
+	    create_wakers(&engine->shards_waker, engine->shard_count) != 0 ||
+	    create_wakers(&engine->workers_waker, engine->worker_count) != 0) {
+		fail(error, error_size, -ENOMEM, "out of memory or file descriptors");
+		goto failed;
+	}
+	if (create_rings(engine, error, error_size) != 0)
+		goto failed;
+	if (open_shards(engine, &meta, error, error_size) != 0)
+		goto failed;
+	if (engine_recover_credits(engine, error, error_size) != 0)
+		goto failed;
+	uint16_t port = config->listen_port;
+	for (uint32_t w = 0; w < engine->worker_count; w++) {
+		if (open_worker(engine, w, port, error, error_size) != 0)
+			goto failed;
+		port = netio_transport_port(engine->workers[w].transport);
+	}
+	engine->config.listen_port = port;
+	return engine;
+failed:
+	engine_destroy(engine);
+	return NULL;
+}
+
+static void pin(pthread_t thread, const struct engine_config *config, uint32_t index)
+{
+	if (index >= config->cpu_count || config->cpus[index] < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(config->cpus[index], &set);
+	int result = pthread_setaffinity_np(thread, sizeof(set), &set);
+	if (result != 0)
+		engine_log("warn", "cannot pin thread %u to CPU %d: %s", index, config->cpus[index],
+			   strerror(result));
+}
+
+int engine_start(struct engine *engine, char *error, size_t error_size)
+{
+	engine->started_us = engine_monotonic_us();
+	if (engine->config.metrics_port != 0) {
+		int result = 0;
+		engine->metrics = metrics_server_start(engine->config.metrics_host,
+						       engine->config.metrics_port,
+						       engine_metrics_render, engine, &result);
+		if (engine->metrics == NULL)
+			return fail(error, error_size, result, "metrics on %s:%u: %s",
+				    engine->config.metrics_host, engine->config.metrics_port,
+				    strerror(-result));
+	}
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		struct engine_shard *shard = &engine->shards[s];
+		int result = pthread_create(&shard->thread, NULL, engine_shard_main, shard);
+		if (result != 0)
+			return fail(error, error_size, -result, "shard thread: %s", strerror(result));
+		shard->thread_started = true;
+		pin(shard->thread, &engine->config, engine->worker_count + s);
+	}
+	for (uint32_t w = 0; w < engine->worker_count; w++) {
+		struct engine_worker *worker = &engine->workers[w];
+		int result = pthread_create(&worker->thread, NULL, engine_worker_main, worker);
+		if (result != 0)
+			return fail(error, error_size, -result, "worker thread: %s", strerror(result));
+		worker->thread_started = true;
+		pin(worker->thread, &engine->config, w);
+	}
+	return 0;
+}
+
+void engine_request_stop(struct engine *engine)
+{
+	atomic_store(&engine->stop_intake, true);
+	for (uint32_t s = 0; s < engine->shard_count; s++)
+		engine_wake(&engine->shards_waker[s]);
+}
+
+static int write_snapshots(struct engine *engine)
+{
+	int status = 0;
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		struct engine_shard *shard = &engine->shards[s];
+		if (shard->failed)
+			continue;
+		struct journal_error journal_error = { 0 };
+		uint64_t started = engine_monotonic_us();
+		int result = journal_snapshot_write(engine->config.data_dir, s, shard->ledger,
+						    &journal_error);
+		if (result < 0) {
+			engine_log("error", "shard %u: snapshot failed: %s", s, journal_error.text);
+			status = result;
+			continue;
+		}
+		engine_log("info", "shard %u: snapshot at sequence %llu written in %.1f ms", s,
+			   (unsigned long long)ledger_sequence(shard->ledger),
+			   (double)(engine_monotonic_us() - started) / 1000.0);
+	}
+	return status;
+}
+
+int engine_join(struct engine *engine)
+{
+	int status = 0;
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		struct engine_shard *shard = &engine->shards[s];
+		if (shard->thread_started)
+			pthread_join(shard->thread, NULL);
+		shard->thread_started = false;
+		int closed = journal_writer_close(shard->journal);
+		shard->journal = NULL;
+		if (closed < 0) {
+			engine_log("error", "shard %u: final journal sync failed: %s", s,
+				   strerror(-closed));
+			shard->failed = true;
+			status = closed;
+		}
+		if (shard->failed)
+			status = status ? status : -EIO;
+	}
+	atomic_store(&engine->stop, true);
+	for (uint32_t w = 0; w < engine->worker_count; w++) {
+		struct engine_worker *worker = &engine->workers[w];
+		if (worker->thread_started)
+			pthread_join(worker->thread, NULL);
+		worker->thread_started = false;
+	}
+	if (engine->config.snapshot_on_stop && status == 0)
+		status = write_snapshots(engine);
+	return status;
+}
+
+void engine_destroy(struct engine *engine)
+{
+	if (engine == NULL)
+		return;
+	metrics_server_stop(engine->metrics);
+	for (uint32_t w = 0; engine->workers && w < engine->worker_count; w++) {
+		struct engine_worker *worker = &engine->workers[w];
+		netio_transport_close(worker->transport);
+		free(worker->slots);
+		free(worker->stages);
+		free(worker->tx_buffers);
+	}
+	for (uint32_t s = 0; engine->shards && s < engine->shard_count; s++) {
+		struct engine_shard *shard = &engine->shards[s];
+		if (shard->journal != NULL)
+			journal_writer_close(shard->journal);
+		ledger_destroy(shard->ledger);
+		free(shard->pending);
+		free(shard->outboxes);
+		free(shard->backlog);
+	}
+	uint32_t pairs = engine->shard_count * engine->worker_count;
+	for (uint32_t i = 0; engine->rings_in && i < pairs; i++) {
+		engine_ring_destroy(&engine->rings_in[i]);
+		engine_ring_destroy(&engine->rings_reply[i]);
+	}
+	for (uint32_t i = 0; engine->rings_credit && i < engine->shard_count * engine->shard_count; i++)
+		engine_ring_destroy(&engine->rings_credit[i]);
+	free(engine->rings_in);
+	free(engine->rings_reply);
+	free(engine->rings_credit);
+	destroy_wakers(engine->shards_waker, engine->shard_count);
+	destroy_wakers(engine->workers_waker, engine->worker_count);
+	free(engine->shards);
+	free(engine->workers);
+	free(engine);
+}

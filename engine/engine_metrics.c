@@ -1,0 +1,204 @@
+/*
+ * engine_metrics.c — the engine's Prometheus exposition (GET /metrics).
+ *
+ * Runs on the HTTP thread: reads counters with relaxed loads and ring
+ * occupancy with rte_ring_count(), both safe while the workers run.
+ */
+#include "engine.h"
+
+#include "netio.h"
+#include "shard.h"
+#include "worker.h"
+
+typedef uint64_t (*worker_counter_fn)(const struct engine_worker_stats *stats);
+typedef uint64_t (*shard_counter_fn)(const struct engine_shard_stats *stats);
+
+#define WORKER_COUNTER(field)                                                           \
+	static uint64_t worker_##field(const struct engine_worker_stats *stats)         \
+	{                                                                               \
+		return metrics_read(&stats->field);                                     \
+	}
+#define SHARD_COUNTER(field)                                                            \
+	static uint64_t shard_##field(const struct engine_shard_stats *stats)           \
+	{                                                                               \
+		return metrics_read(&stats->field);                                     \
+	}
+
+WORKER_COUNTER(datagrams_received)
+WORKER_COUNTER(datagrams_sent)
+WORKER_COUNTER(requests)
+WORKER_COUNTER(malformed_datagrams)
+WORKER_COUNTER(format_errors)
+WORKER_COUNTER(busy)
+WORKER_COUNTER(replies)
+WORKER_COUNTER(replies_dropped)
+SHARD_COUNTER(requests)
+SHARD_COUNTER(duplicates)
+SHARD_COUNTER(records)
+SHARD_COUNTER(groups)
+SHARD_COUNTER(credits_sent)
+SHARD_COUNTER(credits_received)
+SHARD_COUNTER(returns_sent)
+SHARD_COUNTER(pending)
+SHARD_COUNTER(journal_failed)
+
+static const struct {
+	const char *name;
+	const char *type;
+	const char *help;
+	worker_counter_fn read;
+} worker_metrics[] = {
+	{ "payswitch_datagrams_received_total", "counter", "Datagrams received.", worker_datagrams_received },
+	{ "payswitch_datagrams_sent_total", "counter", "Reply datagrams sent.", worker_datagrams_sent },
+	{ "payswitch_requests_total", "counter", "Requests received in valid datagrams.", worker_requests },
+	{ "payswitch_malformed_datagrams_total", "counter", "Datagrams refused by the codec.", worker_malformed_datagrams },
+	{ "payswitch_format_errors_total", "counter", "Requests refused by the codec (FORMAT_ERROR).", worker_format_errors },
+	{ "payswitch_busy_total", "counter", "Requests answered BUSY because a ring or the slot table was full.", worker_busy },
+	{ "payswitch_replies_total", "counter", "Results sent to clients.", worker_replies },
+	{ "payswitch_replies_dropped_total", "counter", "Reply datagrams the socket never accepted.", worker_replies_dropped },
+};
+
+static const struct {
+	const char *name;
+	const char *type;
+	const char *help;
+	shard_counter_fn read;
+} shard_metrics[] = {
+	{ "payswitch_shard_requests_total", "counter", "Requests applied to the ledger.", shard_requests },
+	{ "payswitch_shard_duplicates_total", "counter", "Repeated requests answered with their original outcome.", shard_duplicates },
+	{ "payswitch_journal_records_total", "counter", "Journal records committed.", shard_records },
+	{ "payswitch_journal_groups_total", "counter", "Group commits submitted.", shard_groups },
+	{ "payswitch_credits_sent_total", "counter", "Cross-shard credits sent once durable.", shard_credits_sent },
+	{ "payswitch_credits_received_total", "counter", "Cross-shard credits applied.", shard_credits_received },
+	{ "payswitch_returns_sent_total", "counter", "Cross-shard credits refused and returned.", shard_returns_sent },
+	{ "payswitch_pending_decisions", "gauge", "Decisions waiting for durability.", shard_pending },
+	{ "payswitch_journal_failed", "gauge", "1 when the shard's journal failed and nothing more is acknowledged.", shard_journal_failed },
+};
+
+static void render_workers(struct engine *engine, struct metrics_text *text)
+{
+	for (size_t m = 0; m < sizeof(worker_metrics) / sizeof(worker_metrics[0]); m++) {
+		metrics_text_header(text, worker_metrics[m].name, worker_metrics[m].type,
+				    worker_metrics[m].help);
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			metrics_text_printf(text, "%s{worker=\"%u\"} %llu\n", worker_metrics[m].name, w,
+					    (unsigned long long)worker_metrics[m].read(
+						    &engine->workers[w].stats));
+	}
+	metrics_text_header(text, "payswitch_malformed_by_reason_total", "counter",
+			    "Malformed datagrams by the codec's reason.");
+	for (unsigned reason = 1; reason < NETIO_REJECT_COUNT_KINDS; reason++) {
+		uint64_t total = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			total += metrics_read(&engine->workers[w].stats.rejects[reason]);
+		metrics_text_printf(text, "payswitch_malformed_by_reason_total{reason=\"%s\"} %llu\n",
+				    netio_reject_name(reason), (unsigned long long)total);
+	}
+	metrics_text_header(text, "payswitch_results_total", "counter",
+			    "Results sent to clients by result code.");
+	for (unsigned code = 0; code < LEDGER_RESULT_CODE_COUNT; code++) {
+		uint64_t total = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			total += metrics_read(&engine->workers[w].stats.results[code]);
+		if (total > 0 || code == LEDGER_OK)
+			metrics_text_printf(text, "payswitch_results_total{code=\"%s\"} %llu\n",
+					    ledger_result_name(code), (unsigned long long)total);
+	}
+	metrics_text_header(text, "payswitch_request_latency_us", "histogram",
+			    "Microseconds from receiving a datagram to sending its reply.");
+	struct metrics_histogram total = { 0 };
+	for (uint32_t w = 0; w < engine->worker_count; w++) {
+		const struct metrics_histogram *h = &engine->workers[w].stats.request_latency_us;
+		for (unsigned b = 0; b < METRICS_HISTOGRAM_BUCKETS; b++)
+			total.buckets[b] += metrics_read(&h->buckets[b]);
+		total.sum += metrics_read(&h->sum);
+	}
+	metrics_text_histogram(text, "payswitch_request_latency_us", "", &total);
+}
+
+static void render_rings(struct engine *engine, struct metrics_text *text)
+{
+	metrics_text_header(text, "payswitch_ring_occupancy", "gauge",
+			    "Elements waiting in each ring (kind in, reply or credit).");
+	for (uint32_t w = 0; w < engine->worker_count; w++) {
+		for (uint32_t s = 0; s < engine->shard_count; s++) {
+			metrics_text_printf(text,
+					    "payswitch_ring_occupancy{kind=\"in\",worker=\"%u\",shard=\"%u\"} %u\n",
+					    w, s,
+					    engine_ring_count(&engine->rings_in[w * engine->shard_count + s]));
+			metrics_text_printf(text,
+					    "payswitch_ring_occupancy{kind=\"reply\",worker=\"%u\",shard=\"%u\"} %u\n",
+					    w, s,
+					    engine_ring_count(&engine->rings_reply[s * engine->worker_count + w]));
+		}
+	}
+	for (uint32_t s = 0; s < engine->shard_count; s++)
+		for (uint32_t t = 0; t < engine->shard_count; t++)
+			if (s != t)
+				metrics_text_printf(text,
+						    "payswitch_ring_occupancy{kind=\"credit\",from=\"%u\",to=\"%u\"} %u\n",
+						    s, t,
+						    engine_ring_count(&engine->rings_credit[s * engine->shard_count + t]));
+	metrics_text_header(text, "payswitch_ring_capacity", "gauge", "Capacity of every ring.");
+	metrics_text_printf(text, "payswitch_ring_capacity %u\n", engine->config.ring_size);
+}
+
+static void render_shards(struct engine *engine, struct metrics_text *text)
+{
+	for (size_t m = 0; m < sizeof(shard_metrics) / sizeof(shard_metrics[0]); m++) {
+		metrics_text_header(text, shard_metrics[m].name, shard_metrics[m].type,
+				    shard_metrics[m].help);
+		for (uint32_t s = 0; s < engine->shard_count; s++)
+			metrics_text_printf(text, "%s{shard=\"%u\"} %llu\n", shard_metrics[m].name, s,
+					    (unsigned long long)shard_metrics[m].read(
+						    &engine->shards[s].stats));
+	}
+	metrics_text_header(text, "payswitch_journal_lag_records", "gauge",
+			    "Decisions applied but not yet durable.");
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		const struct engine_shard_stats *stats = &engine->shards[s].stats;
+		uint64_t applied = metrics_read(&stats->sequence_applied);
+		uint64_t durable = metrics_read(&stats->sequence_durable);
+		metrics_text_printf(text, "payswitch_journal_lag_records{shard=\"%u\"} %llu\n", s,
+				    (unsigned long long)(applied > durable ? applied - durable : 0));
+	}
+	metrics_text_header(text, "payswitch_journal_durable_sequence", "gauge",
+			    "Last ledger sequence on disk.");
+	for (uint32_t s = 0; s < engine->shard_count; s++)
+		metrics_text_printf(text, "payswitch_journal_durable_sequence{shard=\"%u\"} %llu\n", s,
+				    (unsigned long long)metrics_read(
+					    &engine->shards[s].stats.sequence_durable));
+	metrics_text_header(text, "payswitch_journal_group_records", "histogram",
+			    "Records per group commit.");
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		char labels[32];
+		snprintf(labels, sizeof(labels), "shard=\"%u\"", s);
+		metrics_text_histogram(text, "payswitch_journal_group_records", labels,
+				       &engine->shards[s].stats.group_records);
+	}
+	metrics_text_header(text, "payswitch_journal_commit_latency_us", "histogram",
+			    "Microseconds from submitting a group (write + fdatasync) to durable.");
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		char labels[32];
+		snprintf(labels, sizeof(labels), "shard=\"%u\"", s);
+		metrics_text_histogram(text, "payswitch_journal_commit_latency_us", labels,
+				       &engine->shards[s].stats.commit_latency_us);
+	}
+}
+
+void engine_metrics_render(void *context, struct metrics_text *text)
+{
+	struct engine *engine = context;
+	metrics_text_header(text, "payswitch_up", "gauge", "1 while the switch serves.");
+	metrics_text_printf(text, "payswitch_up 1\n");
+	metrics_text_header(text, "payswitch_uptime_seconds", "gauge", "Seconds since start.");
+	metrics_text_printf(text, "payswitch_uptime_seconds %.3f\n",
+			    (double)(engine_monotonic_us() - engine->started_us) / 1e6);
+	metrics_text_header(text, "payswitch_credits_in_flight", "gauge",
+			    "Cross-shard credits and returns sent and not yet decided.");
+	metrics_text_printf(text, "payswitch_credits_in_flight %lld\n",
+			    (long long)atomic_load(&engine->credits_in_flight));
+	render_workers(engine, text);
+	render_shards(engine, text);
+	render_rings(engine, text);
+}

@@ -1,0 +1,472 @@
+/*
+ * shard.c — a shard worker: one thread, one ledger, one journal.
+ *
+ * Loop: reap journal completions and release what became durable (replies to
+ * netio workers, credits to other shards); take a burst from the inbound rings
+ * (credits from other shards first: they never wait behind clients); apply it
+ * to the ledger; append the decisions to the journal's open group; commit the
+ * group when none is in flight. While one group syncs, the next one fills: that
+ * is the whole group-commit scheme, and the durable sequence is the only thing
+ * that lets a reply or a credit out.
+ */
+#include "shard.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "recovery.h"
+
+static struct engine_pending *pending_push(struct engine_shard *shard)
+{
+	assert(shard->pending_count < shard->pending_capacity);
+	uint32_t index = (shard->pending_head + shard->pending_count) % shard->pending_capacity;
+	shard->pending_count++;
+	return &shard->pending[index];
+}
+
+/* Sends one message to another shard. Returns false when its ring is full. */
+static bool send_to_shard(struct engine_shard *shard, uint32_t target,
+			  const struct engine_message *message)
+{
+	struct engine *engine = shard->engine;
+	assert(target != shard->index);
+	struct engine_ring *ring = &engine->rings_credit[shard->index * engine->shard_count + target];
+	atomic_fetch_add(&engine->credits_in_flight, 1);
+	if (engine_ring_enqueue(ring, message, 1) != 1) {
+		atomic_fetch_sub(&engine->credits_in_flight, 1);
+		return false;
+	}
+	engine_wake(&engine->shards_waker[target]);
+	return true;
+}
+
+/* Queues one reply for a netio worker; flushed in bursts by flush_replies(). */
+static bool send_reply(struct engine_shard *shard, uint16_t worker, uint32_t slot,
+		       const struct ledger_result *result)
+{
+	if (worker == ENGINE_NO_REPLY)
+		return true;
+	assert(worker < shard->engine->worker_count);
+	struct engine_shard_outbox *outbox = &shard->outboxes[worker];
+	if (outbox->count == ENGINE_BURST && !shard_flush_outbox(shard, worker))
+		return false;
+	outbox->replies[outbox->count].result = *result;
+	outbox->replies[outbox->count].slot = slot;
+	outbox->replies[outbox->count].reserved = 0;
+	outbox->count++;
+	return true;
+}
+
+bool shard_flush_outbox(struct engine_shard *shard, uint16_t worker)
+{
+	struct engine *engine = shard->engine;
+	struct engine_shard_outbox *outbox = &shard->outboxes[worker];
+	if (outbox->count == 0)
+		return true;
+	struct engine_ring *ring = &engine->rings_reply[shard->index * engine->worker_count + worker];
+	uint32_t sent = engine_ring_enqueue(ring, outbox->replies, outbox->count);
+	if (sent > 0)
+		engine_wake(&engine->workers_waker[worker]);
+	if (sent < outbox->count)
+		memmove(outbox->replies, outbox->replies + sent,
+			(outbox->count - sent) * sizeof(outbox->replies[0]));
+	outbox->count -= sent;
+	return outbox->count == 0;
+}
+
+static void flush_replies(struct engine_shard *shard)
+{
+	for (uint16_t worker = 0; worker < shard->engine->worker_count; worker++)
+		shard_flush_outbox(shard, worker);
+}
+
+/* The account a remote credit goes to and its amount, for an approved result
+ * flagged CREDIT_REMOTE. */
+static void credit_of(const struct engine_pending *pending, struct ledger_request *credit)
+{
+	memset(credit, 0, sizeof(*credit));
+	credit->id = pending->request.id;
+	credit->timestamp_us = pending->request.timestamp_us;
+	credit->account_id = pending->request.account_id;
+	credit->other_id = pending->credit_account;
+	credit->amount = pending->credit_amount;
+	credit->currency = pending->request.currency;
+	credit->kind = LEDGER_KIND_CREDIT;
+}
+
+/* Releases one durable decision. Returns false when its destination ring is
+ * full: the caller stops and retries on the next loop, keeping the order. */
+static bool release_one(struct engine_shard *shard, struct engine_pending *pending)
+{
+	struct engine *engine = shard->engine;
+	struct engine_message message = { .worker = pending->worker, .slot = pending->slot };
+	struct ledger_result reply = pending->result;
+	switch (pending->request.kind) {
+	case LEDGER_KIND_CREDIT:
+		/* We are the payee's shard; the payer's shard is waiting on us. */
+		if (pending->result.flags & LEDGER_RESULT_RETURN_REMOTE) {
+			message.request = pending->request;
+			message.request.kind = LEDGER_KIND_RETURN;
+			message.code = pending->result.code;
+			if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id,
+								   engine->shard_count), &message))
+				return false;
+			metrics_add(&shard->stats.returns_sent, 1);
+		} else {
+			reply.balance = pending->balance;
+			reply.flags &= (uint16_t)~LEDGER_RESULT_JOURNAL;
+			if (!send_reply(shard, pending->worker, pending->slot, &reply))
+				return false;
+		}
+		atomic_fetch_sub(&engine->credits_in_flight, 1);
+		return true;
+	case LEDGER_KIND_RETURN:
+		/* The payee refused: the client learns the payee's reason. */
+		reply.code = pending->code;
+		if (!send_reply(shard, pending->worker, pending->slot, &reply))
+			return false;
+		atomic_fetch_sub(&engine->credits_in_flight, 1);
+		return true;
+	default:
+		break;
+	}
+	if ((pending->result.flags & LEDGER_RESULT_CREDIT_REMOTE) &&
+	    pending->result.code == LEDGER_OK &&
+	    !(pending->result.flags & LEDGER_RESULT_DUPLICATE)) {
+		credit_of(pending, &message.request);
+		message.balance = pending->result.balance;
+		if (!send_to_shard(shard, ledger_shard_of(pending->credit_account,
+							   engine->shard_count), &message))
+			return false;
+		metrics_add(&shard->stats.credits_sent, 1);
+		return true;
+	}
+	return send_reply(shard, pending->worker, pending->slot, &reply);
+}
+
+/* Releases, in order, every pending decision that is durable. */
+static uint32_t release_durable(struct engine_shard *shard, uint64_t durable)
+{
+	uint32_t released = 0;
+	while (shard->pending_count > 0) {
+		struct engine_pending *pending = &shard->pending[shard->pending_head];
+		if (pending->wait_sequence > durable)
+			break;
+		if (!release_one(shard, pending))
+			break;
+		shard->pending_head = (shard->pending_head + 1) % shard->pending_capacity;
+		shard->pending_count--;
+		released++;
+	}
+	flush_replies(shard);
+	__atomic_store_n(&shard->stats.pending, shard->pending_count, __ATOMIC_RELAXED);
+	return released;
+}
+
+/* After a journal failure nothing more is acknowledged: everything pending is
+ * answered UNAVAILABLE (the outcome is unknown until recovery) and every new
+ * request too. */
+static void fail_pending(struct engine_shard *shard)
+{
+	while (shard->pending_count > 0) {
+		struct engine_pending *pending = &shard->pending[shard->pending_head];
+		struct ledger_result reply = pending->result;
+		reply.code = LEDGER_UNAVAILABLE;
+		reply.flags = 0;
+		if (!send_reply(shard, pending->worker, pending->slot, &reply))
+			break;
+		if (pending->request.kind == LEDGER_KIND_CREDIT ||
+		    pending->request.kind == LEDGER_KIND_RETURN)
+			atomic_fetch_sub(&shard->engine->credits_in_flight, 1);
+		shard->pending_head = (shard->pending_head + 1) % shard->pending_capacity;
+		shard->pending_count--;
+	}
+	flush_replies(shard);
+}
+
+/* Takes up to `room` messages: credits from other shards first, then the
+ * netio workers' rings round-robin so no worker starves. */
+static uint32_t gather(struct engine_shard *shard, uint32_t room)
+{
+	struct engine *engine = shard->engine;
+	uint32_t count = 0;
+	for (uint32_t source = 0; source < engine->shard_count && count < room; source++) {
+		if (source == shard->index)
+			continue;
+		struct engine_ring *ring = &engine->rings_credit[source * engine->shard_count +
+								 shard->index];
+		uint32_t want = room - count < ENGINE_BURST ? room - count : ENGINE_BURST;
+		count += engine_ring_dequeue(ring, &shard->messages[count], want);
+	}
+	for (uint32_t step = 0; step < engine->worker_count && count < room; step++) {
+		uint32_t worker = (shard->next_ring + step) % engine->worker_count;
+		struct engine_ring *ring = &engine->rings_in[worker * engine->shard_count +
+							     shard->index];
+		uint32_t want = room - count < ENGINE_BURST ? room - count : ENGINE_BURST;
+		count += engine_ring_dequeue(ring, &shard->messages[count], want);
+	}
+	shard->next_ring = (shard->next_ring + 1) % engine->worker_count;
+	return count;
+}
+
+/* How many more requests may be decided now: bounded by one apply call and by
+ * the pending table. (The journal never refuses for room: append_record()
+ * commits and waits for a buffer when the open group is full.) */
+static uint32_t intake_room(struct engine_shard *shard)
+{
+	uint32_t room = ENGINE_APPLY_MAX;
+	uint32_t pending_room = shard->pending_capacity - shard->pending_count;
+	return pending_room < room ? pending_room : room;
+}
+
+static void journal_failed(struct engine_shard *shard, int error);
+static void commit(struct engine_shard *shard);
+
+/* Appends one decision. When the open group is full, it is committed, waiting
+ * for an in-flight group to complete if every buffer is busy: the decision is
+ * already applied to the ledger, so its record must find a place. */
+static void append_record(struct engine_shard *shard, uint64_t now,
+			  const struct ledger_request *request, const struct ledger_result *result)
+{
+	for (uint32_t attempt = 0; attempt < 1000 && !shard->failed; attempt++) {
+		int appended = journal_append(shard->journal, now, request, result);
+		if (appended == 0)
+			return;
+		if (appended != -ENOBUFS) {
+			journal_failed(shard, appended);
+			return;
+		}
+		commit(shard);
+		if (journal_appended_sequence(shard->journal) != shard->committed_sequence) {
+			int64_t durable = journal_poll(shard->journal, true);
+			if (durable < 0)
+				journal_failed(shard, (int)durable);
+		}
+	}
+	assert(shard->failed);
+}
+
+static uint64_t next_now(struct engine_shard *shard)
+{
+	/* The ledger's clock must not go backwards even if the wall clock does. */
+	uint64_t now = engine_now_us();
+	if (now < shard->now_us)
+		now = shard->now_us;
+	shard->now_us = now;
+	return now;
+}
+
+static void note_pending(struct engine_shard *shard, const struct engine_message *message,
+			 const struct ledger_result *result)
+{
+	struct engine_pending *pending = pending_push(shard);
+	pending->request = message->request;
+	pending->result = *result;
+	pending->wait_sequence = result->sequence ? result->sequence
+						  : ledger_sequence(shard->ledger);
+	pending->balance = message->balance;
+	pending->worker = message->worker;
+	pending->code = message->code;
+	pending->slot = message->slot;
+	pending->credit_account = message->request.other_id;
+	pending->credit_amount = message->request.amount;
+	if ((result->flags & LEDGER_RESULT_CREDIT_REMOTE) &&
+	    message->request.kind == LEDGER_KIND_CAPTURE && result->code == LEDGER_OK &&
+	    !(result->flags & LEDGER_RESULT_DUPLICATE)) {
+		/* A capture credits the hold's payee with what was captured: the ledger
+		 * remembers both in the capture's own window entry, just written. */
+		struct ledger_transfer_info capture;
+		bool found = ledger_transfer_get(shard->ledger, message->request.id, &capture);
+		assert(found && capture.kind == LEDGER_KIND_CAPTURE);
+		(void)found;
+		pending->credit_account = capture.other_id;
+		pending->credit_amount = capture.amount;
+	}
+}
+
+/* Applies a gathered burst, journals it and queues its replies. */
+static void decide(struct engine_shard *shard, uint32_t count)
+{
+	uint64_t now = next_now(shard);
+	for (uint32_t i = 0; i < count; i++)
+		shard->requests[i] = shard->messages[i].request;
+	ledger_apply(shard->ledger, now, shard->requests, shard->results, count);
+	for (uint32_t i = 0; i < count; i++) {
+		const struct ledger_result *result = &shard->results[i];
+		if (result->flags & LEDGER_RESULT_JOURNAL)
+			append_record(shard, now, &shard->requests[i], result);
+		note_pending(shard, &shard->messages[i], result);
+	}
+	metrics_add(&shard->stats.requests, count);
+	for (uint32_t i = 0; i < count; i++) {
+		const struct ledger_result *result = &shard->results[i];
+		metrics_add(&shard->stats.results[result->code < LEDGER_RESULT_CODE_COUNT
+							  ? result->code : LEDGER_INVALID_REQUEST], 1);
+		if (result->flags & LEDGER_RESULT_DUPLICATE)
+			metrics_add(&shard->stats.duplicates, 1);
+		if (shard->messages[i].request.kind == LEDGER_KIND_CREDIT)
+			metrics_add(&shard->stats.credits_received, 1);
+	}
+	__atomic_store_n(&shard->stats.sequence_applied, ledger_sequence(shard->ledger),
+			 __ATOMIC_RELAXED);
+}
+
+/* Answers UNAVAILABLE to everything that arrives after a journal failure. */
+static uint32_t refuse_intake(struct engine_shard *shard)
+{
+	uint32_t count = gather(shard, ENGINE_BURST);
+	for (uint32_t i = 0; i < count; i++) {
+		struct engine_message *message = &shard->messages[i];
+		struct ledger_result reply = { .id = message->request.id, .code = LEDGER_UNAVAILABLE };
+		if (message->request.kind == LEDGER_KIND_CREDIT ||
+		    message->request.kind == LEDGER_KIND_RETURN)
+			atomic_fetch_sub(&shard->engine->credits_in_flight, 1);
+		while (!send_reply(shard, message->worker, message->slot, &reply))
+			flush_replies(shard);
+	}
+	flush_replies(shard);
+	return count;
+}
+
+static void journal_failed(struct engine_shard *shard, int error)
+{
+	if (!shard->failed)
+		engine_log("error", "shard %u: journal failed (%s): nothing more is acknowledged",
+			   shard->index, strerror(-error));
+	shard->failed = true;
+	atomic_store(&shard->engine->failed, 1);
+	__atomic_store_n(&shard->stats.journal_failed, 1, __ATOMIC_RELAXED);
+}
+
+/* Records the commit latency of every group that became durable. */
+static void observe_commits(struct engine_shard *shard, uint64_t durable)
+{
+	uint64_t now = engine_monotonic_us();
+	while (shard->commits_count > 0) {
+		struct engine_commit *oldest = &shard->commits[shard->commits_head];
+		if (oldest->sequence > durable)
+			break;
+		metrics_histogram_observe(&shard->stats.commit_latency_us, now - oldest->started_us);
+		shard->commits_head = (shard->commits_head + 1) % ENGINE_COMMITS_MAX;
+		shard->commits_count--;
+	}
+}
+
+/* Reaps completions (waiting for one when `wait`); returns how many decisions
+ * were released. */
+static uint32_t reap(struct engine_shard *shard, bool wait)
+{
+	int64_t durable = journal_poll(shard->journal, wait);
+	if (durable < 0) {
+		journal_failed(shard, (int)durable);
+		fail_pending(shard);
+		return 0;
+	}
+	uint64_t before = __atomic_load_n(&shard->stats.sequence_durable, __ATOMIC_RELAXED);
+	if ((uint64_t)durable > before) {
+		__atomic_store_n(&shard->stats.sequence_durable, (uint64_t)durable, __ATOMIC_RELAXED);
+		observe_commits(shard, (uint64_t)durable);
+	}
+	return release_durable(shard, (uint64_t)durable);
+}
+
+/* Submits the open group unless it is empty or every buffer is in flight. */
+static void commit(struct engine_shard *shard)
+{
+	uint64_t appended = journal_appended_sequence(shard->journal);
+	if (appended == shard->committed_sequence || shard->failed)
+		return;
+	int result = journal_commit(shard->journal);
+	if (result == -EBUSY)
+		return;
+	if (result < 0) {
+		journal_failed(shard, result);
+		fail_pending(shard);
+		return;
+	}
+	uint64_t records = appended - shard->committed_sequence;
+	shard->committed_sequence = appended;
+	if (shard->commits_count < ENGINE_COMMITS_MAX) {
+		uint32_t index = (shard->commits_head + shard->commits_count) % ENGINE_COMMITS_MAX;
+		shard->commits[index].sequence = appended;
+		shard->commits[index].started_us = engine_monotonic_us();
+		shard->commits_count++;
+	}
+	metrics_add(&shard->stats.groups, 1);
+	metrics_add(&shard->stats.records, records);
+	metrics_histogram_observe(&shard->stats.group_records, records);
+}
+
+static bool inbound_empty(const struct engine_shard *shard)
+{
+	const struct engine *engine = shard->engine;
+	for (uint32_t source = 0; source < engine->shard_count; source++)
+		if (source != shard->index &&
+		    engine_ring_count(&engine->rings_credit[source * engine->shard_count +
+							    shard->index]) != 0)
+			return false;
+	for (uint32_t worker = 0; worker < engine->worker_count; worker++)
+		if (engine_ring_count(&engine->rings_in[worker * engine->shard_count +
+							shard->index]) != 0)
+			return false;
+	return true;
+}
+
+/* Sleeps until woken or 1 ms passes, unless work arrived meanwhile. */
+static void idle(struct engine_shard *shard)
+{
+	struct engine_waker *waker = &shard->engine->shards_waker[shard->index];
+	atomic_store(&waker->sleeping, 1);
+	if (inbound_empty(shard)) {
+		struct pollfd descriptor = { .fd = waker->eventfd, .events = POLLIN };
+		if (poll(&descriptor, 1, 1) == 1) {
+			uint64_t value;
+			ssize_t got = read(waker->eventfd, &value, sizeof(value));
+			(void)got;
+		}
+	}
+	atomic_store(&waker->sleeping, 0);
+}
+
+static bool drained(const struct engine_shard *shard)
+{
+	return shard->pending_count == 0 && inbound_empty(shard) &&
+	       shard->backlog_sent == shard->backlog_count &&
+	       journal_appended_sequence(shard->journal) == shard->committed_sequence &&
+	       journal_in_flight(shard->journal) == 0;
+}
+
+void *engine_shard_main(void *argument)
+{
+	struct engine_shard *shard = argument;
+	struct engine *engine = shard->engine;
+	for (;;) {
+		uint32_t progress = reap(shard, false);
+		if (shard->backlog_sent < shard->backlog_count)
+			progress += engine_shard_send_backlog(shard);
+		if (shard->failed) {
+			progress += refuse_intake(shard);
+		} else {
+			uint32_t room = intake_room(shard);
+			uint32_t count = room > 0 ? gather(shard, room) : 0;
+			if (count > 0)
+				decide(shard, count);
+			progress += count;
+			commit(shard);
+		}
+		if (progress > 0)
+			continue;
+		if (atomic_load(&engine->stop_intake) && drained(shard) &&
+		    atomic_load(&engine->credits_in_flight) == 0)
+			break;
+		if (journal_in_flight(shard->journal) > 0 && inbound_empty(shard))
+			reap(shard, true);   /* nothing to build: sleep on the sync itself */
+		else
+			idle(shard);
+	}
+	return NULL;
+}

@@ -1,0 +1,60 @@
+/*
+ * shard.h — state of one shard worker thread (engine-internal).
+ */
+#ifndef PAYSWITCH_ENGINE_SHARD_H
+#define PAYSWITCH_ENGINE_SHARD_H
+
+#include <assert.h>
+
+#include "engine.h"
+
+struct journal_writer;
+
+struct engine_shard_outbox {
+	struct engine_reply replies[ENGINE_BURST];
+	uint32_t count;
+};
+
+/* A group commit in flight, for the commit-latency histogram. */
+struct engine_commit {
+	uint64_t sequence;    /* last sequence of the group */
+	uint64_t started_us;  /* monotonic */
+};
+#define ENGINE_COMMITS_MAX 8
+
+struct engine_shard {
+	struct engine *engine;
+	uint32_t index;
+	pthread_t thread;
+	bool thread_started;
+	struct ledger *ledger;
+	struct journal_writer *journal;
+	/* Decisions waiting for durability, in decision order (a ring buffer). */
+	struct engine_pending *pending;
+	uint32_t pending_capacity;
+	uint32_t pending_head;
+	uint32_t pending_count;
+	uint64_t now_us;                      /* last time given to the ledger */
+	uint64_t committed_sequence;          /* last sequence handed to journal_commit() */
+	struct engine_commit commits[ENGINE_COMMITS_MAX];
+	uint32_t commits_head;
+	uint32_t commits_count;
+	uint32_t next_ring;                   /* round-robin start among worker rings */
+	bool failed;                          /* the journal failed: no more acks */
+	struct engine_shard_outbox *outboxes; /* one per netio worker */
+	uint64_t snapshot_sequence;           /* where recovery started replaying */
+	/* Cross-shard messages recovery found missing; sent before anything else. */
+	struct engine_message *backlog;
+	uint32_t backlog_count;
+	uint32_t backlog_capacity;
+	uint32_t backlog_sent;
+	struct engine_message messages[ENGINE_APPLY_MAX];
+	struct ledger_request requests[ENGINE_APPLY_MAX];
+	struct ledger_result results[ENGINE_APPLY_MAX];
+	struct engine_shard_stats stats;
+};
+
+/* Pushes a worker's buffered replies into its ring. Returns true when all went. */
+bool shard_flush_outbox(struct engine_shard *shard, uint16_t worker);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * worker.c — a netio worker: one thread, one transport handle.
+ *
+ * Receives bursts of datagrams, validates them with the codec, routes each
+ * request to the ring of the shard that owns its debit account, and keeps one
+ * reply slot per datagram. Shards answer into the worker's reply rings; when
+ * every request of a datagram has its result, the worker sends one reply
+ * datagram. A full ring or slot table is answered BUSY on the spot: nothing is
+ * dropped silently.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void tx_flush(struct engine_worker *worker)
+{
+	uint32_t attempts = 0;
+	while (worker->tx_count > 0) {
+		uint32_t sent = netio_transport_tx_burst(worker->transport, worker->tx,
+							  worker->tx_count);
+		metrics_add(&worker->stats.datagrams_sent, sent);
+		if (sent < worker->tx_count)
+			memmove(worker->tx, worker->tx + sent,
+				(worker->tx_count - sent) * sizeof(worker->tx[0]));
+		worker->tx_count -= sent;
+		if (sent == 0 && ++attempts > 64) {
+			/* The socket stayed full: the client will retransmit and the
+			 * deduplication window answers with the original outcome. */
+			metrics_add(&worker->stats.replies_dropped, worker->tx_count);
+			worker->tx_count = 0;
+		}
+	}
+}
+
+/* Returns a buffer for one outgoing datagram to `peer`, flushing when the
+ * burst is full. */
+static void *tx_buffer(struct engine_worker *worker, const struct netio_peer *peer)
+{
+	if (worker->tx_count == NETIO_BURST_MAX)
+		tx_flush(worker);
+	struct netio_datagram *datagram = &worker->tx[worker->tx_count];
+	datagram->data = worker->tx_buffers + (size_t)worker->tx_count * NETIO_REPLY_MAX;
+	datagram->peer = *peer;
+	datagram->reserved = 0;
+	return datagram->data;
+}
+
+static void tx_commit(struct engine_worker *worker, size_t length)
+{
+	worker->tx[worker->tx_count].length = (uint32_t)length;
+	worker->tx_count++;
+}
+
+static void slot_free(struct engine_worker *worker, uint32_t index)
+{
+	struct engine_slot *slot = &worker->slots[index];
+	slot->expected = 0;
+	slot->next_free = worker->slot_free_head;
+	worker->slot_free_head = index;
+	worker->slots_used--;
+}
+
+/* Sends the reply of a slot whose every request is answered. */
+static void slot_reply(struct engine_worker *worker, uint32_t index)
+{
+	struct engine_slot *slot = &worker->slots[index];
+	assert(slot->answered == slot->expected);
+	void *buffer = tx_buffer(worker, &slot->peer);
+	size_t length = netio_encode_results(buffer, NETIO_REPLY_MAX, slot->client_id,
+					     slot->sequence, slot->results, slot->answered);
+	tx_commit(worker, length);
+	metrics_histogram_observe(&worker->stats.request_latency_us,
+				  engine_monotonic_us() - slot->received_us);
+	for (uint32_t i = 0; i < slot->answered; i++) {
+		uint16_t code = slot->results[i].code;
+		metrics_add(&worker->stats.results[code < LEDGER_RESULT_CODE_COUNT
+							   ? code : LEDGER_INVALID_REQUEST], 1);
+	}
+	metrics_add(&worker->stats.replies, slot->answered);
+	slot_free(worker, index);
+}
+
+static void slot_answer(struct engine_worker *worker, uint32_t index,
+			const struct ledger_result *result)
+{
+	struct engine_slot *slot = &worker->slots[index];
+	assert(slot->expected > 0 && slot->answered < slot->expected);
+	slot->results[slot->answered++] = *result;
+	if (slot->answered == slot->expected)
+		slot_reply(worker, index);
+}
+
+/* Moves staged requests of one shard into its ring; what does not fit is
+ * answered BUSY. */
+static void stage_flush(struct engine_worker *worker, uint32_t shard)
+{
+	struct engine *engine = worker->engine;
+	struct engine_stage *stage = &worker->stages[shard];
+	if (stage->count == 0)
+		return;
+	struct engine_ring *ring = &engine->rings_in[worker->index * engine->shard_count + shard];
+	uint32_t sent = engine_ring_enqueue(ring, stage->messages, stage->count);
+	if (sent > 0)
+		engine_wake(&engine->shards_waker[shard]);
+	for (uint32_t i = sent; i < stage->count; i++) {
+		struct ledger_result busy;
+		netio_result_refuse(&stage->messages[i].request, LEDGER_BUSY, &busy);
+		metrics_add(&worker->stats.busy, 1);
+		slot_answer(worker, stage->messages[i].slot, &busy);
+	}
+	stage->count = 0;
+}
+
+static void stage_request(struct engine_worker *worker, uint32_t slot,
+			  const struct ledger_request *request)
+{
+	struct engine *engine = worker->engine;
+	uint32_t shard = ledger_shard_of(request->account_id, engine->shard_count);
+	struct engine_stage *stage = &worker->stages[shard];
+	if (stage->count == ENGINE_BURST)
+		stage_flush(worker, shard);
+	struct engine_message *message = &stage->messages[stage->count++];
+	message->request = *request;
+	message->balance = 0;
+	message->worker = (uint16_t)worker->index;
+	message->code = 0;
+	message->slot = slot;
+}
+
+/* Answers a datagram as a whole (refused framing, or no free slot). */
+static void refuse_datagram(struct engine_worker *worker, const struct netio_datagram *datagram,
+			    const struct netio_view *view, uint16_t code)
+{
+	void *buffer = tx_buffer(worker, &datagram->peer);
+	size_t length = netio_encode_refusal(view, code, buffer, NETIO_REPLY_MAX);
+	if (length > 0)
+		tx_commit(worker, length);
+}
+
+static void handle_datagram(struct engine_worker *worker, const struct netio_datagram *datagram)
+{
+	struct netio_view view;
+	uint16_t code = netio_decode(datagram->data, datagram->length, &view);
+	if (code == LEDGER_OK && view.header.type != NETIO_TYPE_REQUEST) {
+		/* A reply or error sent to the switch: never answered (no ping-pong). */
+		metrics_add(&worker->stats.malformed_datagrams, 1);
+		return;
+	}
+	if (code != LEDGER_OK) {
+		metrics_add(&worker->stats.malformed_datagrams, 1);
+		metrics_add(&worker->stats.rejects[view.reject < NETIO_REJECT_COUNT_KINDS
+							   ? view.reject : 0], 1);
+		refuse_datagram(worker, datagram, &view, code);
+		return;
+	}
+	if (worker->slot_free_head == ENGINE_SLOT_NONE || atomic_load(&worker->engine->failed)) {
+		metrics_add(&worker->stats.busy, view.count);
+		refuse_datagram(worker, datagram, &view,
+				atomic_load(&worker->engine->failed) ? LEDGER_UNAVAILABLE : LEDGER_BUSY);
+		return;
+	}
+	uint32_t index = worker->slot_free_head;
+	struct engine_slot *slot = &worker->slots[index];
+	worker->slot_free_head = slot->next_free;
+	worker->slots_used++;
+	slot->peer = datagram->peer;
+	slot->client_id = view.header.client_id;
+	slot->sequence = view.header.sequence;
+	slot->expected = (uint16_t)view.count;
+	slot->answered = 0;
+	slot->received_us = engine_monotonic_us();
+	metrics_add(&worker->stats.requests, view.count);
+	for (uint32_t i = 0; i < view.count; i++) {
+		const struct ledger_request *request = &view.requests[i];
+		if (netio_request_check(request) != LEDGER_OK) {
+			struct ledger_result refused;
+			netio_result_refuse(request, LEDGER_FORMAT_ERROR, &refused);
+			metrics_add(&worker->stats.format_errors, 1);
+			slot_answer(worker, index, &refused);
+			continue;
+		}
+		stage_request(worker, index, request);
+	}
+}
+
+static uint32_t drain_replies(struct engine_worker *worker)
+{
+	struct engine *engine = worker->engine;
+	uint32_t total = 0;
+	for (uint32_t shard = 0; shard < engine->shard_count; shard++) {
+		struct engine_ring *ring = &engine->rings_reply[shard * engine->worker_count +
+								worker->index];
+		for (;;) {
+			struct engine_reply replies[ENGINE_BURST];
+			uint32_t count = engine_ring_dequeue(ring, replies, ENGINE_BURST);
+			for (uint32_t i = 0; i < count; i++)
+				slot_answer(worker, replies[i].slot, &replies[i].result);
+			total += count;
+			if (count < ENGINE_BURST)
+				break;
+		}
+	}
+	return total;
+}
+
+static bool replies_waiting(const struct engine_worker *worker)
+{
+	const struct engine *engine = worker->engine;
+	for (uint32_t shard = 0; shard < engine->shard_count; shard++)
+		if (engine_ring_count(&engine->rings_reply[shard * engine->worker_count +
+							   worker->index]) != 0)
+			return true;
+	return false;
+}
+
+/* Receives one burst; waits up to 1 ms when the previous loop found nothing.
+ * The wait also ends when a shard writes this worker's eventfd. */
+static uint32_t receive(struct engine_worker *worker, bool idle)
+{
+	int timeout_ms = 0;
+	if (idle) {
+		atomic_store(&worker->engine->workers_waker[worker->index].sleeping, 1);
+		if (!replies_waiting(worker))
+			timeout_ms = 1;
+	}
+	int count = netio_transport_rx_burst(worker->transport, worker->rx, NETIO_BURST_MAX,
+					     timeout_ms);
+	atomic_store(&worker->engine->workers_waker[worker->index].sleeping, 0);
+	if (count < 0) {
+		engine_log("error", "worker %u: receive failed: %s", worker->index, strerror(-count));
+		return 0;
+	}
+	metrics_add(&worker->stats.datagrams_received, (uint64_t)count);
+	for (int i = 0; i < count; i++)
+		handle_datagram(worker, &worker->rx[i]);
+	for (uint32_t shard = 0; shard < worker->engine->shard_count; shard++)
+		stage_flush(worker, shard);
+	return (uint32_t)count;
+}
+
+void *engine_worker_main(void *argument)
+{
+	struct engine_worker *worker = argument;
+	struct engine *engine = worker->engine;
+	bool idle = false;
+	for (;;) {
+		uint32_t progress = 0;
+		if (!atomic_load(&engine->stop_intake))
+			progress += receive(worker, idle);
+		else if (idle)
+			usleep(200);
+		progress += drain_replies(worker);
+		tx_flush(worker);
+		if (atomic_load(&engine->stop) && !replies_waiting(worker))
+			break;
+		idle = progress == 0;
+	}
+	drain_replies(worker);
+	tx_flush(worker);
+	return NULL;
+}

@@ -1,0 +1,484 @@
+/*
+ * journal_reader.c — verified sequential scan of a shard's journal, and the
+ * torn-tail rule.
+ *
+ * Every block is checked on its own (magic, header hash, body hash, record
+ * checksums, record sequences) and in its place (block index, chain hash,
+ * shard, segment, first sequence). A block that is self-consistent but out
+ * of place is corruption. A block that is not self-consistent is a torn tail
+ * only if it lies in the last group the writer could have been writing: in
+ * the last segment, and every self-consistent block after it up to the end
+ * of the file belongs to that same group (the writer starts a group only
+ * after the previous one is synced, see journal_writer.c). Anything else
+ * stops the scan with the file, the offset, what was expected and found.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_internal.h"
+
+#define READER_BUFFER_BYTES (1u << 20)
+
+struct journal_reader {
+	char dir[JOURNAL_PATH_BYTES];
+	char path[JOURNAL_PATH_BYTES];
+	uint32_t shard;
+	unsigned flags;
+	uint32_t *segments;
+	uint32_t segment_count;
+	uint32_t segment_at;              /* position in segments[] */
+	int fd;
+	uint64_t file_size;
+	uint64_t offset;                  /* next block */
+	uint8_t *buffer;                  /* READER_BUFFER_BYTES, aligned */
+	uint64_t buffer_offset;
+	uint64_t buffer_valid;
+	uint8_t *scratch;                 /* one block */
+	bool expect_seeded;
+	struct journal_block_expect expect;
+	bool have_last_good;              /* in the current segment */
+	struct journal_block_header last_good;
+	uint64_t sequence;
+	bool ended;
+	bool torn;
+	char torn_text[JOURNAL_ERROR_TEXT_BYTES];
+	struct journal_record salvage[JOURNAL_BLOCK_RECORDS];
+	uint32_t salvage_count;
+	struct journal_position salvage_position;
+};
+
+static int reader_corrupt(struct journal_reader *reader, struct journal_error *error,
+			  uint64_t offset, const char *why)
+{
+	return journal_error_set(error, -EBADMSG, "%s: offset %" PRIu64 ": %s", reader->path,
+				 offset, why);
+}
+
+static int segment_header_read(struct journal_reader *reader, uint32_t index, uint8_t *block,
+			       char *why, size_t why_bytes)
+{
+	char path[JOURNAL_PATH_BYTES];
+	journal_segment_path(path, sizeof(path), reader->dir, reader->shard, index);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int result = journal_pread_full(fd, block, JOURNAL_SEGMENT_HEADER_BYTES, 0);
+	close(fd);
+	if (result == 0 && !journal_segment_header_valid(block, reader->shard, index, why, why_bytes))
+		result = -EBADMSG;
+	return result;
+}
+
+/* Picks the segment to start from: genesis, or the last one beginning at or
+ * before from_sequence. */
+static int reader_choose_start(struct journal_reader *reader, uint64_t from_sequence,
+			       struct journal_error *error)
+{
+	char why[256];
+	for (uint32_t i = 0; i < reader->segment_count; i++)
+		if (reader->segments[i] != i)
+			return journal_error_set(error, -EBADMSG, "%s/shard-%03u: segment %u missing"
+						 " (found %u in its place)", reader->dir,
+						 reader->shard, i, reader->segments[i]);
+	if (from_sequence <= 1)
+		return 0;
+	for (uint32_t i = reader->segment_count; i-- > 1;) {
+		int result = segment_header_read(reader, i, reader->scratch, why, sizeof(why));
+		if (result == -EBADMSG || result == -ENODATA)
+			continue; /* judged when the scan reaches it */
+		if (result != 0)
+			return journal_error_set(error, result, "segment %u of shard %u: %s", i,
+						 reader->shard, strerror(-result));
+		const struct journal_segment_header *header = (const void *)reader->scratch;
+		if (header->first_sequence <= from_sequence) {
+			reader->segment_at = i;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+struct journal_reader *journal_reader_open(const char *dir, uint32_t shard, unsigned flags,
+					   uint64_t from_sequence, struct journal_error *error)
+{
+	struct journal_reader *reader = calloc(1, sizeof(*reader));
+	if (reader == NULL) {
+		journal_error_set(error, -ENOMEM, "journal reader: out of memory");
+		return NULL;
+	}
+	snprintf(reader->dir, sizeof(reader->dir), "%s", dir);
+	journal_shard_dir(reader->path, sizeof(reader->path), dir, shard);
+	reader->shard = shard;
+	reader->flags = flags;
+	reader->fd = -1;
+	void *buffer = NULL, *scratch = NULL;
+	if (posix_memalign(&buffer, JOURNAL_BLOCK_BYTES, READER_BUFFER_BYTES) ||
+	    posix_memalign(&scratch, JOURNAL_BLOCK_BYTES, JOURNAL_BLOCK_BYTES)) {
+		free(buffer);
+		free(reader);
+		journal_error_set(error, -ENOMEM, "journal reader: out of memory");
+		return NULL;
+	}
+	reader->buffer = buffer;
+	reader->scratch = scratch;
+	int count = journal_segments_list(dir, shard, &reader->segments);
+	if (count < 0) {
+		journal_error_set(error, count, "%s: list: %s", reader->path, strerror(-count));
+		goto fail;
+	}
+	reader->segment_count = (uint32_t)count;
+	if (reader_choose_start(reader, from_sequence, error) != 0)
+		goto fail;
+	return reader;
+fail:
+	journal_reader_close(reader);
+	return NULL;
+}
+
+void journal_reader_close(struct journal_reader *reader)
+{
+	if (reader == NULL)
+		return;
+	if (reader->fd >= 0)
+		close(reader->fd);
+	free(reader->segments);
+	free(reader->buffer);
+	free(reader->scratch);
+	free(reader);
+}
+
+uint64_t journal_reader_sequence(const struct journal_reader *reader) { return reader->sequence; }
+
+bool journal_reader_torn(const struct journal_reader *reader, char *text, size_t text_bytes)
+{
+	if (reader->torn && text != NULL)
+		snprintf(text, text_bytes, "%s", reader->torn_text);
+	return reader->torn;
+}
+
+static bool reader_on_last_segment(const struct journal_reader *reader)
+{
+	return reader->segment_at + 1 == reader->segment_count;
+}
+
+/* The last segment's header never made it to disk whole: the crash hit
+ * while the segment was being created. Remove it (with REPAIR). */
+static int reader_torn_header(struct journal_reader *reader, const char *why)
+{
+	reader->torn = true;
+	reader->ended = true;
+	bool repair = reader->flags & JOURNAL_READER_REPAIR;
+	snprintf(reader->torn_text, sizeof(reader->torn_text),
+		 "torn tail: %s: segment header incomplete (%s, %" PRIu64 " bytes)%s", reader->path,
+		 why, reader->file_size, repair ? ": segment removed" : "");
+	if (repair) {
+		char shard_dir[JOURNAL_PATH_BYTES];
+		journal_shard_dir(shard_dir, sizeof(shard_dir), reader->dir, reader->shard);
+		if (unlink(reader->path) != 0 || journal_fsync_dir(shard_dir) != 0)
+			return -errno;
+	}
+	journal_log("journal: %s", reader->torn_text);
+	return 0;
+}
+
+static int reader_segment_begin(struct journal_reader *reader, struct journal_error *error)
+{
+	char why[256];
+	uint32_t index = reader->segments[reader->segment_at];
+	journal_segment_path(reader->path, sizeof(reader->path), reader->dir, reader->shard, index);
+	bool repair = reader->flags & JOURNAL_READER_REPAIR;
+	reader->fd = open(reader->path, (repair ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	struct stat status;
+	if (reader->fd < 0 || fstat(reader->fd, &status) != 0)
+		return journal_error_set(error, -errno, "%s: open: %s", reader->path, strerror(errno));
+	posix_fadvise(reader->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	reader->file_size = (uint64_t)status.st_size;
+	reader->buffer_valid = 0;
+	reader->have_last_good = false;
+	reader->offset = JOURNAL_SEGMENT_HEADER_BYTES;
+	bool complete = reader->file_size >= JOURNAL_SEGMENT_HEADER_BYTES;
+	if (complete && journal_pread_full(reader->fd, reader->scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0))
+		return journal_error_set(error, -EIO, "%s: read header: %s", reader->path,
+					 strerror(errno));
+	if (!complete)
+		snprintf(why, sizeof(why), "file shorter than its header");
+	if (!complete || !journal_segment_header_valid(reader->scratch, reader->shard, index, why,
+						       sizeof(why))) {
+		if (reader_on_last_segment(reader) &&
+		    reader->file_size <= JOURNAL_SEGMENT_HEADER_BYTES)
+			return reader_torn_header(reader, why);
+		return reader_corrupt(reader, error, 0, why);
+	}
+	const struct journal_segment_header *header = (const void *)reader->scratch;
+	if (!reader->expect_seeded) {
+		/* Where the scan starts the header is trusted; at genesis it must be one. */
+		if (index == 0 && (header->first_block_index != 0 ||
+				   header->previous_hash != JOURNAL_GENESIS_HASH))
+			return reader_corrupt(reader, error, 0, "segment 0 is not a genesis segment");
+		reader->expect = (struct journal_block_expect){.shard = reader->shard,
+			.block_index = header->first_block_index,
+			.first_sequence = header->first_sequence,
+			.previous_hash = header->previous_hash};
+		reader->sequence = header->first_sequence - 1;
+		reader->expect_seeded = true;
+	} else if (header->first_block_index != reader->expect.block_index ||
+		   header->first_sequence != reader->expect.first_sequence ||
+		   header->previous_hash != reader->expect.previous_hash) {
+		snprintf(why, sizeof(why), "segment header: expected block %" PRIu64 " sequence %"
+			 PRIu64 " previous hash %016" PRIx64 ", found %" PRIu64 " %" PRIu64
+			 " %016" PRIx64, reader->expect.block_index, reader->expect.first_sequence,
+			 reader->expect.previous_hash, header->first_block_index,
+			 header->first_sequence, header->previous_hash);
+		return reader_corrupt(reader, error, 0, why);
+	}
+	reader->expect.segment_index = index;
+	return 0;
+}
+
+/* A pointer to the whole block at `offset`, from the read-ahead buffer. */
+static const uint8_t *reader_block(struct journal_reader *reader, uint64_t offset,
+				   struct journal_error *error)
+{
+	if (offset < reader->buffer_offset ||
+	    offset + JOURNAL_BLOCK_BYTES > reader->buffer_offset + reader->buffer_valid) {
+		uint64_t want = reader->file_size - offset;
+		want -= want % JOURNAL_BLOCK_BYTES;
+		if (want > READER_BUFFER_BYTES)
+			want = READER_BUFFER_BYTES;
+		int result = journal_pread_full(reader->fd, reader->buffer, want, offset);
+		if (result != 0) {
+			journal_error_set(error, result == -ENODATA ? -EIO : result,
+					  "%s: read at offset %" PRIu64 ": %s", reader->path, offset,
+					  strerror(-result));
+			return NULL;
+		}
+		reader->buffer_offset = offset;
+		reader->buffer_valid = want;
+	}
+	return reader->buffer + (offset - reader->buffer_offset);
+}
+
+static bool block_self_consistent(const uint8_t *block)
+{
+	const struct journal_block_header *header = (const void *)block;
+	struct journal_block_expect own = {.shard = header->shard,
+		.segment_index = header->segment_index, .block_index = header->block_index,
+		.first_sequence = header->first_sequence, .previous_hash = header->previous_hash};
+	char why[256];
+	return journal_block_check(block, &own, why, sizeof(why)) == JOURNAL_BLOCK_OK;
+}
+
+/* Decides whether the bad block at `offset` (index expect.block_index) is a
+ * torn tail: every self-consistent block after it must sit at its own index
+ * and belong to the group that was being written. Returns 0 or -EBADMSG. */
+static int reader_tail_is_torn(struct journal_reader *reader, uint64_t offset,
+			       struct journal_error *error)
+{
+	char why[256];
+	uint64_t bad_index = reader->expect.block_index;
+	uint64_t group_a = bad_index, group_b = bad_index; /* allowed group starts */
+	const struct journal_block_header *good = &reader->last_good;
+	if (reader->have_last_good && good->group_position + 1u < good->group_blocks)
+		group_b = good->block_index - good->group_position;
+	if (reader->file_size - offset > JOURNAL_GROUP_BYTES_MAX + JOURNAL_BLOCK_BYTES) {
+		snprintf(why, sizeof(why), "bad block followed by %" PRIu64 " bytes, more than a"
+			 " group: not a torn tail", reader->file_size - offset);
+		return reader_corrupt(reader, error, offset, why);
+	}
+	for (uint64_t at = offset + JOURNAL_BLOCK_BYTES; at + JOURNAL_BLOCK_BYTES <= reader->file_size;
+	     at += JOURNAL_BLOCK_BYTES) {
+		int result = journal_pread_full(reader->fd, reader->scratch, JOURNAL_BLOCK_BYTES, at);
+		if (result != 0)
+			return journal_error_set(error, result, "%s: read at offset %" PRIu64 ": %s",
+						 reader->path, at, strerror(-result));
+		if (!block_self_consistent(reader->scratch))
+			continue;
+		const struct journal_block_header *header = (const void *)reader->scratch;
+		uint64_t slot_index = bad_index + (at - offset) / JOURNAL_BLOCK_BYTES;
+		uint64_t group = header->block_index - header->group_position;
+		uint64_t group_end = group + header->group_blocks;
+		uint64_t file_blocks_end = bad_index + (reader->file_size - offset +
+					   JOURNAL_BLOCK_BYTES - 1) / JOURNAL_BLOCK_BYTES;
+		if (header->block_index != slot_index || (group != group_a && group != group_b) ||
+		    file_blocks_end > group_end) {
+			snprintf(why, sizeof(why), "bad block followed by a valid block %" PRIu64
+				 " of group %" PRIu64 " at offset %" PRIu64 ": a synced block after"
+				 " a bad one is corruption, not a torn tail", header->block_index,
+				 group, at);
+			return reader_corrupt(reader, error, offset, why);
+		}
+	}
+	return 0;
+}
+
+/* Whole records of the torn block whose header is right: they are kept. */
+static void reader_salvage(struct journal_reader *reader, const uint8_t *block, uint64_t available)
+{
+	const struct journal_block_header *header = (const void *)block;
+	reader->salvage_count = 0;
+	if (available < JOURNAL_BLOCK_HEADER_BYTES || !journal_block_header_valid(header) ||
+	    header->block_index != reader->expect.block_index ||
+	    header->previous_hash != reader->expect.previous_hash ||
+	    header->first_sequence != reader->expect.first_sequence ||
+	    header->shard != reader->shard || header->segment_index != reader->expect.segment_index)
+		return;
+	const struct journal_record *records = (const void *)(block + JOURNAL_BLOCK_HEADER_BYTES);
+	for (uint32_t i = 0; i < header->record_count; i++) {
+		if (JOURNAL_BLOCK_HEADER_BYTES + (uint64_t)(i + 1) * JOURNAL_RECORD_BYTES > available)
+			break;
+		if (!journal_record_valid(&records[i]) ||
+		    records[i].sequence != header->first_sequence + i)
+			break;
+		reader->salvage[reader->salvage_count++] = records[i];
+	}
+}
+
+/* Cuts the file at `offset` and writes the salvaged records back as a block
+ * of their own, then syncs: after this the segment is clean. */
+static int reader_repair(struct journal_reader *reader, uint64_t offset)
+{
+	if (ftruncate(reader->fd, (off_t)offset) != 0)
+		return -errno;
+	if (reader->salvage_count > 0) {
+		uint8_t *block = reader->scratch;
+		memset(block, 0, JOURNAL_BLOCK_BYTES);
+		struct journal_block_header *header = (struct journal_block_header *)block;
+		*header = (struct journal_block_header){.magic = JOURNAL_BLOCK_MAGIC,
+			.version = JOURNAL_FORMAT_VERSION,
+			.record_count = (uint16_t)reader->salvage_count,
+			.shard = (uint16_t)reader->shard, .group_blocks = 1, .group_position = 0,
+			.block_bytes = JOURNAL_BLOCK_BYTES,
+			.segment_index = reader->expect.segment_index,
+			.block_index = reader->expect.block_index,
+			.first_sequence = reader->expect.first_sequence,
+			.previous_hash = reader->expect.previous_hash};
+		memcpy(block + JOURNAL_BLOCK_HEADER_BYTES, reader->salvage,
+		       reader->salvage_count * sizeof(struct journal_record));
+		journal_block_seal(block);
+		int result = journal_pwrite_full(reader->fd, block, JOURNAL_BLOCK_BYTES, offset);
+		if (result != 0)
+			return result;
+	}
+	return fdatasync(reader->fd) == 0 ? 0 : -errno;
+}
+
+static int reader_tail(struct journal_reader *reader, uint64_t offset, const char *why,
+		       struct journal_error *error)
+{
+	if (!reader_on_last_segment(reader))
+		return reader_corrupt(reader, error, offset, why);
+	int result = reader_tail_is_torn(reader, offset, error);
+	if (result != 0)
+		return result;
+	uint64_t available = reader->file_size - offset;
+	if (available > JOURNAL_BLOCK_BYTES)
+		available = JOURNAL_BLOCK_BYTES;
+	memset(reader->scratch, 0, JOURNAL_BLOCK_BYTES);
+	result = journal_pread_full(reader->fd, reader->scratch, available, offset);
+	if (result != 0)
+		return journal_error_set(error, result, "%s: read at offset %" PRIu64 ": %s",
+					 reader->path, offset, strerror(-result));
+	reader_salvage(reader, reader->scratch, available);
+	bool repair = reader->flags & JOURNAL_READER_REPAIR;
+	reader->torn = true;
+	reader->ended = true;
+	snprintf(reader->torn_text, sizeof(reader->torn_text),
+		 "torn tail: %s: offset %" PRIu64 ": %s; %" PRIu64 " bytes %s, %u whole records"
+		 " of the torn block kept", reader->path, offset, why, reader->file_size - offset,
+		 repair ? "cut" : "not audited", reader->salvage_count);
+	if (repair && (result = reader_repair(reader, offset)) != 0)
+		return journal_error_set(error, result, "%s: cut torn tail at offset %" PRIu64 ": %s",
+					 reader->path, offset, strerror(-result));
+	journal_log("journal: %s", reader->torn_text);
+	reader->salvage_position = (struct journal_position){
+		.segment_index = reader->expect.segment_index, .offset = offset,
+		.block_index = reader->expect.block_index};
+	snprintf(reader->salvage_position.path, sizeof(reader->salvage_position.path), "%s",
+		 reader->path);
+	if (reader->salvage_count > 0)
+		reader->sequence = reader->salvage[reader->salvage_count - 1].sequence;
+	return 0;
+}
+
+static void reader_accept(struct journal_reader *reader, const struct journal_block_header *header,
+			  uint64_t offset, struct journal_position *position)
+{
+	if (position != NULL) {
+		position->segment_index = reader->expect.segment_index;
+		position->offset = offset;
+		position->block_index = header->block_index;
+		snprintf(position->path, sizeof(position->path), "%s", reader->path);
+	}
+	reader->last_good = *header;
+	reader->have_last_good = true;
+	reader->expect.block_index++;
+	reader->expect.first_sequence += header->record_count;
+	reader->expect.previous_hash = header->header_hash;
+	reader->sequence = header->first_sequence + header->record_count - 1;
+	reader->offset = offset + JOURNAL_BLOCK_BYTES;
+}
+
+int journal_reader_next(struct journal_reader *reader, const struct journal_record **records,
+			struct journal_position *position, struct journal_error *error)
+{
+	char why[256];
+	while (!reader->ended) {
+		if (reader->fd < 0) {
+			if (reader->segment_at >= reader->segment_count) {
+				reader->ended = true;
+				break;
+			}
+			int result = reader_segment_begin(reader, error);
+			if (result != 0 || reader->ended)
+				return result;
+		}
+		uint64_t offset = reader->offset;
+		if (offset == reader->file_size) {
+			close(reader->fd);
+			reader->fd = -1;
+			reader->segment_at++;
+			continue;
+		}
+		if (offset + JOURNAL_BLOCK_BYTES > reader->file_size) {
+			snprintf(why, sizeof(why), "partial block: %" PRIu64 " of %u bytes",
+				 reader->file_size - offset, JOURNAL_BLOCK_BYTES);
+			int result = reader_tail(reader, offset, why, error);
+			if (result != 0)
+				return result;
+			break;
+		}
+		const uint8_t *block = reader_block(reader, offset, error);
+		if (block == NULL)
+			return error != NULL ? error->code : -EIO;
+		enum journal_block_check check = journal_block_check(block, &reader->expect, why,
+								     sizeof(why));
+		if (check == JOURNAL_BLOCK_MISPLACED)
+			return reader_corrupt(reader, error, offset, why);
+		if (check == JOURNAL_BLOCK_INVALID) {
+			int result = reader_tail(reader, offset, why, error);
+			if (result != 0)
+				return result;
+			break;
+		}
+		const struct journal_block_header *header = (const void *)block;
+		reader_accept(reader, header, offset, position);
+		*records = (const struct journal_record *)(block + JOURNAL_BLOCK_HEADER_BYTES);
+		return header->record_count;
+	}
+	if (reader->salvage_count > 0) {
+		uint32_t count = reader->salvage_count;
+		reader->salvage_count = 0;
+		if (position != NULL)
+			*position = reader->salvage_position;
+		*records = reader->salvage;
+		return (int)count;
+	}
+	return 0;
+}

@@ -1,0 +1,541 @@
+/*
+ * journal_writer.c — append-only journal writer of one shard, io_uring group
+ * commit.
+ *
+ * Records are appended into the group being filled (4 KiB blocks of 42
+ * records). journal_commit() seals the group's blocks (hashes, chain) and
+ * submits one write — linked to an fdatasync, or O_DIRECT with RWF_DSYNC.
+ * Every group's write carries IOSQE_IO_DRAIN, so the kernel starts it only
+ * after the previous group's write and sync completed: at most one group is
+ * ever being written, so a crash can tear only the last group and recovery
+ * can tell a torn tail from corruption. The next groups are filled (and may
+ * be queued) meanwhile: that is the double buffering.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal_internal.h"
+
+enum group_state { GROUP_FREE = 0, GROUP_FILLING = 1, GROUP_IN_FLIGHT = 2 };
+
+struct journal_group {
+	uint8_t *buffer;          /* group_bytes_max, 4 KiB aligned */
+	uint32_t blocks;          /* blocks started in the buffer */
+	uint32_t records;
+	uint32_t cqes_pending;
+	uint32_t bytes;           /* submitted write size */
+	uint64_t last_sequence;
+	uint64_t offset;          /* file offset of the write */
+	uint64_t submit_ns;
+	int fd;
+	enum group_state state;
+};
+
+struct journal_writer {
+	char dir[JOURNAL_PATH_BYTES];
+	char path[JOURNAL_PATH_BYTES];   /* current segment */
+	uint32_t shard;
+	uint32_t shard_count;
+	struct journal_writer_options options;
+	struct io_uring ring;
+	bool ring_ready;
+	struct journal_group groups[JOURNAL_GROUPS_IN_FLIGHT_MAX];
+	uint32_t group_count;
+	uint32_t filling;                /* the group being filled */
+	uint32_t oldest;                 /* the oldest group in flight */
+	uint32_t in_flight;
+	int fd;
+	uint32_t segment_index;
+	uint64_t segment_end;            /* file offset after the last sealed group */
+	uint64_t next_block_index;
+	uint64_t previous_hash;          /* chain value of the last sealed block */
+	uint64_t appended_sequence;
+	uint64_t durable_sequence;
+	int error;
+	char error_text[JOURNAL_ERROR_TEXT_BYTES];
+	struct journal_writer_stats stats;
+};
+
+void journal_writer_options_default(struct journal_writer_options *options)
+{
+	memset(options, 0, sizeof(*options));
+	options->segment_bytes_max = JOURNAL_SEGMENT_BYTES_DEFAULT;
+	options->group_bytes_max = JOURNAL_GROUP_BYTES_DEFAULT;
+	options->groups_in_flight_max = 2;
+	options->sync = JOURNAL_SYNC_FDATASYNC;
+	options->mode = JOURNAL_MODE_DURABLE;
+}
+
+static bool options_valid(const struct journal_writer_options *options)
+{
+	return options->segment_bytes_max >= (64u << 10) &&
+	       options->group_bytes_max >= JOURNAL_BLOCK_BYTES &&
+	       options->group_bytes_max <= JOURNAL_GROUP_BYTES_MAX &&
+	       options->group_bytes_max % JOURNAL_BLOCK_BYTES == 0 &&
+	       options->segment_bytes_max >= JOURNAL_SEGMENT_HEADER_BYTES + options->group_bytes_max &&
+	       options->groups_in_flight_max >= 2 &&
+	       options->groups_in_flight_max <= JOURNAL_GROUPS_IN_FLIGHT_MAX &&
+	       (options->sync == JOURNAL_SYNC_FDATASYNC || options->sync == JOURNAL_SYNC_DIRECT_DSYNC) &&
+	       (options->mode == JOURNAL_MODE_DURABLE ||
+		options->mode == JOURNAL_MODE_UNSAFE_ACK_BEFORE_SYNC);
+}
+
+/* Enters the failed state for good: nothing beyond durable_sequence is ever
+ * reported durable again. The first failure's sentence is kept. */
+static int writer_fail(struct journal_writer *writer, int code, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+static int writer_fail(struct journal_writer *writer, int code, const char *format, ...)
+{
+	assert(code < 0);
+	if (writer->error != 0)
+		return writer->error;
+	writer->error = code;
+	va_list args;
+	va_start(args, format);
+	vsnprintf(writer->error_text, sizeof(writer->error_text), format, args);
+	va_end(args);
+	journal_log("journal: shard %u failed, nothing after sequence %" PRIu64
+		    " will be acknowledged: %s", writer->shard, writer->durable_sequence,
+		    writer->error_text);
+	return code;
+}
+
+static int segment_open_flags(const struct journal_writer *writer)
+{
+	return O_RDWR | O_CLOEXEC | (writer->options.sync == JOURNAL_SYNC_DIRECT_DSYNC ? O_DIRECT : 0);
+}
+
+/* Creates segment `index`: header written and synced, and the directory
+ * entry synced, before any block goes in. */
+static int segment_create(struct journal_writer *writer, uint32_t index, uint8_t *scratch)
+{
+	char path[JOURNAL_PATH_BYTES], shard_dir[JOURNAL_PATH_BYTES];
+	journal_segment_path(path, sizeof(path), writer->dir, writer->shard, index);
+	journal_shard_dir(shard_dir, sizeof(shard_dir), writer->dir, writer->shard);
+	int fd = open(path, segment_open_flags(writer) | O_CREAT | O_EXCL, 0644);
+	if (fd < 0)
+		return writer_fail(writer, -errno, "%s: create: %s", path, strerror(errno));
+	memset(scratch, 0, JOURNAL_SEGMENT_HEADER_BYTES);
+	journal_segment_header_make((struct journal_segment_header *)scratch, writer->shard,
+				    writer->shard_count, index, writer->next_block_index,
+				    writer->appended_sequence + 1, writer->previous_hash);
+	int result = journal_pwrite_full(fd, scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0);
+	if (result == 0 && fdatasync(fd) != 0)
+		result = -errno;
+	if (result == 0)
+		result = journal_fsync_dir(shard_dir);
+	if (result != 0) {
+		close(fd);
+		return writer_fail(writer, result, "%s: write header: %s", path, strerror(-result));
+	}
+	/* In the unsafe mode nothing synced the old segment yet. */
+	if (writer->fd >= 0 && writer->options.mode != JOURNAL_MODE_DURABLE && fdatasync(writer->fd))
+		journal_log("journal: %s: fdatasync: %s", writer->path, strerror(errno));
+	if (writer->fd >= 0)
+		close(writer->fd);
+	writer->fd = fd;
+	writer->segment_index = index;
+	writer->segment_end = JOURNAL_SEGMENT_HEADER_BYTES;
+	snprintf(writer->path, sizeof(writer->path), "%s", path);
+	writer->stats.segments_created++;
+	return 0;
+}
+
+/* Positions the writer after the last block of an existing, clean segment. */
+static int segment_resume(struct journal_writer *writer, uint32_t index, uint8_t *scratch,
+			  struct journal_error *error)
+{
+	char why[256];
+	journal_segment_path(writer->path, sizeof(writer->path), writer->dir, writer->shard, index);
+	int fd = open(writer->path, segment_open_flags(writer));
+	if (fd < 0)
+		return journal_error_set(error, -errno, "%s: open: %s", writer->path, strerror(errno));
+	writer->fd = fd;
+	writer->segment_index = index;
+	struct stat status;
+	if (fstat(fd, &status) != 0)
+		return journal_error_set(error, -errno, "%s: stat: %s", writer->path, strerror(errno));
+	uint64_t size = (uint64_t)status.st_size;
+	if (size < JOURNAL_SEGMENT_HEADER_BYTES || size % JOURNAL_BLOCK_BYTES != 0)
+		return journal_error_set(error, -EUCLEAN, "%s: size %" PRIu64 " is not whole blocks:"
+					 " run recovery first", writer->path, size);
+	int result = journal_pread_full(fd, scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0);
+	if (result != 0)
+		return journal_error_set(error, result, "%s: read header: %s", writer->path,
+					 strerror(-result));
+	if (!journal_segment_header_valid(scratch, writer->shard, index, why, sizeof(why)))
+		return journal_error_set(error, -EUCLEAN, "%s: offset 0: %s", writer->path, why);
+	const struct journal_segment_header *segment = (const void *)scratch;
+	writer->next_block_index = segment->first_block_index;
+	writer->previous_hash = segment->previous_hash;
+	writer->appended_sequence = segment->first_sequence - 1;
+	writer->segment_end = size;
+	if (size == JOURNAL_SEGMENT_HEADER_BYTES)
+		return 0;
+	uint64_t offset = size - JOURNAL_BLOCK_BYTES;
+	result = journal_pread_full(fd, scratch, JOURNAL_BLOCK_BYTES, offset);
+	if (result != 0)
+		return journal_error_set(error, result, "%s: read offset %" PRIu64 ": %s",
+					 writer->path, offset, strerror(-result));
+	const struct journal_block_header *block = (const void *)scratch;
+	struct journal_block_expect expect = {
+		.shard = writer->shard, .segment_index = index, .block_index = block->block_index,
+		.first_sequence = block->first_sequence, .previous_hash = block->previous_hash};
+	if (journal_block_check(scratch, &expect, why, sizeof(why)) != JOURNAL_BLOCK_OK)
+		return journal_error_set(error, -EUCLEAN, "%s: last block at offset %" PRIu64
+					 ": %s: run recovery first", writer->path, offset, why);
+	writer->next_block_index = block->block_index + 1;
+	writer->previous_hash = block->header_hash;
+	writer->appended_sequence = block->first_sequence + block->record_count - 1;
+	return 0;
+}
+
+static int writer_allocate(struct journal_writer *writer)
+{
+	writer->group_count = writer->options.groups_in_flight_max;
+	for (uint32_t i = 0; i < writer->group_count; i++) {
+		void *buffer;
+		if (posix_memalign(&buffer, JOURNAL_BLOCK_BYTES, writer->options.group_bytes_max))
+			return -ENOMEM;
+		writer->groups[i].buffer = buffer;
+		writer->groups[i].fd = -1;
+	}
+	writer->groups[0].state = GROUP_FILLING;
+	/* Two entries per group (write + sync) is all that can ever be queued. */
+	int result = io_uring_queue_init(2 * writer->group_count + 2, &writer->ring, 0);
+	if (result < 0)
+		return result;
+	writer->ring_ready = true;
+	return 0;
+}
+
+struct journal_writer *journal_writer_open(const char *dir, uint32_t shard,
+					   const struct journal_writer_options *options,
+					   struct journal_error *error)
+{
+	struct journal_meta meta;
+	if (journal_meta_read(dir, &meta, error) != 0)
+		return NULL;
+	if (shard >= meta.shard_count || !options_valid(options)) {
+		journal_error_set(error, -EINVAL, "%s: shard %u of %u or writer options invalid", dir,
+				  shard, meta.shard_count);
+		return NULL;
+	}
+	struct journal_writer *writer = calloc(1, sizeof(*writer));
+	uint32_t *indexes = NULL;
+	if (writer == NULL) {
+		journal_error_set(error, -ENOMEM, "journal writer: out of memory");
+		return NULL;
+	}
+	snprintf(writer->dir, sizeof(writer->dir), "%s", dir);
+	writer->shard = shard;
+	writer->shard_count = meta.shard_count;
+	writer->options = *options;
+	writer->fd = -1;
+	writer->previous_hash = JOURNAL_GENESIS_HASH;
+	int result = writer_allocate(writer);
+	if (result != 0) {
+		journal_error_set(error, result, "journal writer: allocate: %s", strerror(-result));
+		goto fail;
+	}
+	int count = journal_segments_list(dir, shard, &indexes);
+	if (count < 0) {
+		journal_error_set(error, count, "%s: list shard %u: %s", dir, shard, strerror(-count));
+		goto fail;
+	}
+	/* The first group buffer doubles as scratch: it is reset before use. */
+	uint8_t *scratch = writer->groups[0].buffer;
+	if (count == 0 && segment_create(writer, 0, scratch) != 0) {
+		journal_error_set(error, writer->error, "%s", writer->error_text);
+		goto fail;
+	}
+	if (count > 0 && segment_resume(writer, indexes[count - 1], scratch, error) != 0)
+		goto fail;
+	free(indexes);
+	writer->durable_sequence = writer->appended_sequence;
+	return writer;
+fail:
+	free(indexes);
+	writer->error = -EIO;
+	journal_writer_close(writer);
+	return NULL;
+}
+
+static void histogram_add(struct journal_histogram *histogram, uint64_t value_us)
+{
+	uint32_t bucket = value_us < 2 ? 0 : 63u - (uint32_t)__builtin_clzll(value_us);
+	if (bucket >= JOURNAL_HISTOGRAM_BUCKETS)
+		bucket = JOURNAL_HISTOGRAM_BUCKETS - 1;
+	histogram->buckets[bucket]++;
+	histogram->count++;
+	histogram->sum_us += value_us;
+	if (value_us > histogram->max_us)
+		histogram->max_us = value_us;
+}
+
+/* Retires the oldest groups whose completions are all in, in order. */
+static void writer_retire(struct journal_writer *writer)
+{
+	while (writer->in_flight > 0) {
+		struct journal_group *group = &writer->groups[writer->oldest];
+		assert(group->state == GROUP_IN_FLIGHT);
+		if (group->cqes_pending > 0)
+			return;
+		if (writer->error == 0) {
+			assert(group->last_sequence > writer->durable_sequence);
+			writer->durable_sequence = group->last_sequence;
+			writer->stats.records_durable += group->records;
+			writer->stats.commits_completed++;
+			uint64_t elapsed_ns = journal_monotonic_ns() - group->submit_ns;
+			histogram_add(&writer->stats.commit_latency, elapsed_ns / 1000u);
+		}
+		group->state = GROUP_FREE;
+		writer->oldest = (writer->oldest + 1) % writer->group_count;
+		writer->in_flight--;
+	}
+}
+
+static void writer_complete(struct journal_writer *writer, uint64_t user_data, int result)
+{
+	struct journal_group *group = &writer->groups[user_data >> 1];
+	bool is_sync = user_data & 1;
+	assert(group->state == GROUP_IN_FLIGHT && group->cqes_pending > 0);
+	if (!is_sync && result < 0)
+		writer_fail(writer, result, "%s: write of %u bytes at offset %" PRIu64 " failed: %s",
+			    writer->path, group->bytes, group->offset, strerror(-result));
+	else if (!is_sync && (uint32_t)result != group->bytes)
+		writer_fail(writer, -EIO, "%s: short write at offset %" PRIu64 ": %d of %u bytes"
+			    " (disk full or file size limit?)", writer->path, group->offset, result,
+			    group->bytes);
+	else if (is_sync && result < 0)
+		writer_fail(writer, result, "%s: fdatasync after offset %" PRIu64 " failed: %s",
+			    writer->path, group->offset, strerror(-result));
+	group->cqes_pending--;
+	writer_retire(writer);
+}
+
+/* Reaps what completed; with wait, first blocks for one completion. */
+static int writer_reap(struct journal_writer *writer, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	if (wait && writer->in_flight > 0) {
+		int result;
+		do
+			result = io_uring_wait_cqe(&writer->ring, &cqe);
+		while (result == -EINTR);
+		if (result < 0)
+			return writer_fail(writer, result, "%s: io_uring wait: %s", writer->path,
+					   strerror(-result));
+	}
+	while (io_uring_peek_cqe(&writer->ring, &cqe) == 0) {
+		uint64_t user_data = cqe->user_data;
+		int result = cqe->res;
+		io_uring_cqe_seen(&writer->ring, cqe);
+		writer_complete(writer, user_data, result);
+	}
+	return writer->error;
+}
+
+/* Starting a new segment waits for every group in flight, so the new
+ * segment never holds data synced before the end of the old one. */
+static int writer_rotate(struct journal_writer *writer, uint8_t *scratch)
+{
+	while (writer->in_flight > 0)
+		if (writer_reap(writer, true) != 0)
+			return writer->error;
+	return segment_create(writer, writer->segment_index + 1, scratch);
+}
+
+static int group_start_block(struct journal_writer *writer, struct journal_group *group)
+{
+	uint64_t group_bytes = (uint64_t)(group->blocks + 1) * JOURNAL_BLOCK_BYTES;
+	if (group_bytes > writer->options.group_bytes_max)
+		return -ENOBUFS;
+	if (writer->segment_end + group_bytes > writer->options.segment_bytes_max) {
+		if (group->blocks > 0)
+			return -ENOBUFS;
+		int result = writer_rotate(writer, group->buffer);
+		if (result != 0)
+			return result;
+	}
+	uint8_t *block = group->buffer + (size_t)group->blocks * JOURNAL_BLOCK_BYTES;
+	memset(block, 0, JOURNAL_BLOCK_BYTES);
+	struct journal_block_header *header = (struct journal_block_header *)block;
+	header->first_sequence = writer->appended_sequence + 1;
+	group->blocks++;
+	return 0;
+}
+
+int journal_append(struct journal_writer *writer, uint64_t now_us,
+		   const struct ledger_request *request, const struct ledger_result *result)
+{
+	if (writer->error != 0)
+		return writer->error;
+	assert(result->flags & LEDGER_RESULT_JOURNAL);
+	assert(result->sequence == writer->appended_sequence + 1);
+	struct journal_group *group = &writer->groups[writer->filling];
+	assert(group->state == GROUP_FILLING);
+	uint8_t *block = NULL;
+	struct journal_block_header *header = NULL;
+	if (group->blocks > 0) {
+		block = group->buffer + (size_t)(group->blocks - 1) * JOURNAL_BLOCK_BYTES;
+		header = (struct journal_block_header *)block;
+	}
+	if (header == NULL || header->record_count == JOURNAL_BLOCK_RECORDS) {
+		int started = group_start_block(writer, group);
+		if (started != 0)
+			return started;
+		block = group->buffer + (size_t)(group->blocks - 1) * JOURNAL_BLOCK_BYTES;
+		header = (struct journal_block_header *)block;
+	}
+	struct journal_record *records = (struct journal_record *)(block + JOURNAL_BLOCK_HEADER_BYTES);
+	journal_record_make(&records[header->record_count], now_us, request, result);
+	header->record_count++;
+	group->records++;
+	group->last_sequence = result->sequence;
+	writer->appended_sequence = result->sequence;
+	writer->stats.records_appended++;
+	return 0;
+}
+
+/* Fills every header of the group and chains the blocks. */
+static void group_seal(struct journal_writer *writer, struct journal_group *group)
+{
+	for (uint32_t i = 0; i < group->blocks; i++) {
+		uint8_t *block = group->buffer + (size_t)i * JOURNAL_BLOCK_BYTES;
+		struct journal_block_header *header = (struct journal_block_header *)block;
+		assert(header->record_count >= 1 && header->record_count <= JOURNAL_BLOCK_RECORDS);
+		header->magic = JOURNAL_BLOCK_MAGIC;
+		header->version = JOURNAL_FORMAT_VERSION;
+		header->shard = (uint16_t)writer->shard;
+		header->group_blocks = (uint16_t)group->blocks;
+		header->group_position = (uint16_t)i;
+		header->block_bytes = JOURNAL_BLOCK_BYTES;
+		header->segment_index = writer->segment_index;
+		header->block_index = writer->next_block_index++;
+		header->previous_hash = writer->previous_hash;
+		journal_block_seal(block);
+		writer->previous_hash = header->header_hash;
+	}
+	group->fd = writer->fd;
+	group->offset = writer->segment_end;
+	group->bytes = group->blocks * JOURNAL_BLOCK_BYTES;
+	writer->segment_end += group->bytes;
+}
+
+static int group_submit(struct journal_writer *writer, uint32_t slot)
+{
+	struct journal_group *group = &writer->groups[slot];
+	bool durable = writer->options.mode == JOURNAL_MODE_DURABLE;
+	bool linked_sync = durable && writer->options.sync == JOURNAL_SYNC_FDATASYNC;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&writer->ring);
+	assert(sqe != NULL); /* the ring holds two entries per group */
+	io_uring_prep_write(sqe, group->fd, group->buffer, group->bytes, group->offset);
+	if (durable && writer->options.sync == JOURNAL_SYNC_DIRECT_DSYNC)
+		sqe->rw_flags = RWF_DSYNC;
+	sqe->flags |= IOSQE_IO_DRAIN | (linked_sync ? IOSQE_IO_LINK : 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)slot << 1);
+	group->cqes_pending = 1;
+	if (linked_sync) {
+		sqe = io_uring_get_sqe(&writer->ring);
+		assert(sqe != NULL);
+		io_uring_prep_fsync(sqe, group->fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, ((uint64_t)slot << 1) | 1u);
+		group->cqes_pending = 2;
+	}
+	group->submit_ns = journal_monotonic_ns();
+	group->state = GROUP_IN_FLIGHT;
+	writer->in_flight++;
+	int result = io_uring_submit(&writer->ring);
+	if (result < 0)
+		return writer_fail(writer, result, "%s: io_uring submit: %s", writer->path,
+				   strerror(-result));
+	writer->stats.commits_submitted++;
+	writer->stats.bytes_written += group->bytes;
+	return 0;
+}
+
+int journal_commit(struct journal_writer *writer)
+{
+	if (writer->error != 0)
+		return writer->error;
+	struct journal_group *group = &writer->groups[writer->filling];
+	if (group->records == 0)
+		return 0;
+	uint32_t next = (writer->filling + 1) % writer->group_count;
+	if (writer->groups[next].state != GROUP_FREE)
+		return -EBUSY;
+	group_seal(writer, group);
+	int result = group_submit(writer, writer->filling);
+	writer->filling = next;
+	struct journal_group *fresh = &writer->groups[next];
+	fresh->blocks = 0;
+	fresh->records = 0;
+	fresh->state = GROUP_FILLING;
+	return result;
+}
+
+int64_t journal_poll(struct journal_writer *writer, bool wait)
+{
+	int result = writer_reap(writer, wait);
+	return result != 0 ? result : (int64_t)writer->durable_sequence;
+}
+
+uint64_t journal_durable_sequence(const struct journal_writer *writer)
+{
+	return writer->durable_sequence;
+}
+
+uint64_t journal_appended_sequence(const struct journal_writer *writer)
+{
+	return writer->appended_sequence;
+}
+
+uint32_t journal_in_flight(const struct journal_writer *writer) { return writer->in_flight; }
+
+int journal_writer_failed(const struct journal_writer *writer, struct journal_error *error)
+{
+	if (writer->error != 0 && error != NULL) {
+		error->code = writer->error;
+		snprintf(error->text, sizeof(error->text), "%s", writer->error_text);
+	}
+	return writer->error;
+}
+
+void journal_writer_stats(const struct journal_writer *writer, struct journal_writer_stats *stats)
+{
+	*stats = writer->stats;
+}
+
+int journal_writer_close(struct journal_writer *writer)
+{
+	if (writer == NULL)
+		return 0;
+	if (writer->ring_ready) {
+		while (writer->error == 0 && journal_commit(writer) == -EBUSY)
+			writer_reap(writer, true);
+		/* Even a failed writer reaps its groups: the kernel still owns them. */
+		while (writer->in_flight > 0)
+			writer_reap(writer, true);
+		if (writer->error == 0 && writer->options.mode != JOURNAL_MODE_DURABLE &&
+		    writer->fd >= 0 && fdatasync(writer->fd) != 0)
+			writer_fail(writer, -errno, "%s: final fdatasync: %s", writer->path,
+				    strerror(errno));
+		io_uring_queue_exit(&writer->ring);
+	}
+	if (writer->fd >= 0)
+		close(writer->fd);
+	for (uint32_t i = 0; i < JOURNAL_GROUPS_IN_FLIGHT_MAX; i++)
+		free(writer->groups[i].buffer);
+	int result = writer->error;
+	free(writer);
+	return result;
+}

@@ -1,0 +1,202 @@
+/*
+ * ledger.c — life cycle, counters and ledger_apply(): the two-pass batch
+ * loop that prefetches every request's cache lines and then decides the
+ * requests in order. The operations themselves live in ledger_accounts.c,
+ * ledger_transfers.c and ledger_holds.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ledger_internal.h"
+
+void ledger_config_default(struct ledger_config *config)
+{
+	assert(config != NULL);
+	memset(config, 0, sizeof(*config));
+	config->accounts_max = 1u << 20;
+	config->transfers_max = 1u << 20;
+	config->holds_max = 1u << 16;
+	config->dedup_window_us = UINT64_C(600) * 1000000;
+	config->future_tolerance_us = UINT64_C(5) * 1000000;
+	config->hold_timeout_us = UINT64_C(900) * 1000000;
+	config->shard_index = 0;
+	config->shard_count = 1;
+}
+
+uint32_t ledger_shard_of(uint64_t account_id, uint32_t shard_count)
+{
+	assert(shard_count > 0);
+	return (uint32_t)(ledger_hash_id(account_id) % shard_count);
+}
+
+bool ledger_is_remote(const struct ledger *ledger, uint64_t id, uint64_t hash)
+{
+	(void)id; /* the caller hashed it already */
+	if (ledger->config.shard_count == 1)
+		return false;
+	return hash % ledger->config.shard_count != ledger->config.shard_index;
+}
+
+static uint64_t ledger_power_of_two_at_least(uint64_t n)
+{
+	uint64_t power = 16;
+	while (power < n)
+		power <<= 1;
+	return power;
+}
+
+static bool ledger_config_valid(const struct ledger_config *config)
+{
+	return config->accounts_max > 0 && config->accounts_max <= LEDGER_ACCOUNTS_LIMIT &&
+	       config->transfers_max > 0 && config->transfers_max <= LEDGER_TRANSFERS_LIMIT &&
+	       config->holds_max > 0 && config->holds_max <= LEDGER_HOLDS_LIMIT &&
+	       config->shard_count > 0 && config->shard_index < config->shard_count &&
+	       config->hold_timeout_us > 0;
+}
+
+/* Cache-line aligned, zeroed allocation; counts the bytes. */
+static void *ledger_allocate(struct ledger *ledger, size_t size)
+{
+	size_t rounded = (size + 63) & ~(size_t)63;
+	void *memory = aligned_alloc(64, rounded);
+	if (memory == NULL)
+		return NULL;
+	memset(memory, 0, rounded);
+	ledger->memory_bytes += rounded;
+	return memory;
+}
+
+struct ledger *ledger_create(const struct ledger_config *config, int *error)
+{
+	assert(config != NULL);
+	assert(error != NULL);
+	*error = 0;
+	if (!ledger_config_valid(config)) {
+		*error = -EINVAL;
+		return NULL;
+	}
+	struct ledger *ledger = aligned_alloc(64, (sizeof(*ledger) + 63) & ~(size_t)63);
+	if (ledger == NULL)
+		goto fail_nomem;
+	memset(ledger, 0, sizeof(*ledger));
+	ledger->config = *config;
+	ledger->memory_bytes = sizeof(*ledger);
+
+	ledger->account_slots = config->accounts_max + config->accounts_max / 4;
+	if (ledger->account_slots <= config->accounts_max)
+		ledger->account_slots = config->accounts_max + 1; /* one empty slot ends every probe */
+	uint64_t window_slots = ledger_power_of_two_at_least(config->transfers_max * 2);
+	uint64_t hold_slots = ledger_power_of_two_at_least(config->holds_max * 2);
+	ledger->window_mask = window_slots - 1;
+	ledger->hold_mask = hold_slots - 1;
+
+	ledger->accounts = ledger_allocate(ledger, ledger->account_slots * sizeof(struct ledger_account));
+	ledger->ring = ledger_allocate(ledger, config->transfers_max * sizeof(struct ledger_window_entry));
+	ledger->window_index = ledger_allocate(ledger, window_slots * sizeof(uint64_t));
+	ledger->holds = ledger_allocate(ledger, hold_slots * sizeof(struct ledger_hold));
+	ledger->heap = ledger_allocate(ledger, config->holds_max * sizeof(struct ledger_heap_node));
+	if (!ledger->accounts || !ledger->ring || !ledger->window_index || !ledger->holds ||
+	    !ledger->heap)
+		goto fail_nomem;
+	return ledger;
+
+fail_nomem:
+	ledger_destroy(ledger);
+	*error = -ENOMEM;
+	return NULL;
+}
+
+void ledger_destroy(struct ledger *ledger)
+{
+	if (ledger == NULL)
+		return;
+	free(ledger->accounts);
+	free(ledger->ring);
+	free(ledger->window_index);
+	free(ledger->holds);
+	free(ledger->heap);
+	free(ledger);
+}
+
+/* ---- counters and look-ups ------------------------------------------------ */
+uint64_t ledger_account_count(const struct ledger *ledger) { return ledger->account_count; }
+uint64_t ledger_hold_count(const struct ledger *ledger) { return ledger->hold_count; }
+uint64_t ledger_sequence(const struct ledger *ledger) { return ledger->sequence; }
+uint64_t ledger_now(const struct ledger *ledger) { return ledger->now_us; }
+size_t ledger_memory_bytes(const struct ledger *ledger) { return ledger->memory_bytes; }
+const struct ledger_config *ledger_config_get(const struct ledger *ledger) { return &ledger->config; }
+
+const struct ledger_account *ledger_account_get(const struct ledger *ledger, uint64_t id)
+{
+	assert(ledger != NULL);
+	if (id == 0)
+		return NULL;
+	return ledger_account_find(ledger, id, ledger_hash_id(id));
+}
+
+bool ledger_transfer_get(const struct ledger *ledger, uint64_t id,
+			 struct ledger_transfer_info *info)
+{
+	assert(ledger != NULL);
+	const struct ledger_window_entry *entry = ledger_window_find(ledger, id, ledger_hash_id(id));
+	if (entry == NULL)
+		return false;
+	if (info != NULL) {
+		memset(info, 0, sizeof(*info));
+		info->id = entry->id;
+		info->timestamp_us = entry->timestamp_us;
+		info->account_id = entry->account_id;
+		info->other_id = entry->other_id;
+		info->amount = entry->amount;
+		info->amount_done = entry->amount_done;
+		info->currency = entry->currency;
+		info->kind = entry->kind;
+		info->code = entry->code;
+		info->state = entry->state;
+	}
+	return true;
+}
+
+int ledger_account_foreach(const struct ledger *ledger,
+			   int (*visit)(const struct ledger_account *account, void *context),
+			   void *context)
+{
+	assert(ledger != NULL && visit != NULL);
+	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
+		if (ledger->accounts[slot].id == 0)
+			continue;
+		int status = visit(&ledger->accounts[slot], context);
+		if (status != 0)
+			return status;
+	}
+	return 0;
+}
+
+int ledger_remote_credit(const struct ledger *ledger, const struct ledger_request *request,
+			 const struct ledger_result *result, struct ledger_request *credit)
+{
+	assert(ledger != NULL && request != NULL && result != NULL && credit != NULL);
+	if (!(result->flags & LEDGER_RESULT_CREDIT_REMOTE) || (result->flags & LEDGER_RESULT_DUPLICATE))
+		return -EINVAL;
+	const struct ledger_window_entry *entry =
+		ledger_window_find(ledger, request->id, ledger_hash_id(request->id));
+	memset(credit, 0, sizeof(*credit));
+	credit->id = request->id;
+	credit->timestamp_us = request->timestamp_us;
+	credit->kind = LEDGER_KIND_CREDIT;
+	credit->flags = request->kind;
+	if (entry != NULL && entry->kind == request->kind && entry->code == LEDGER_OK) {
+		credit->account_id = entry->account_id;
+		credit->other_id = entry->other_id;
+		credit->amount = entry->amount;
+		credit->currency = entry->currency;
+		return 0;
+	}
+	if (request->kind == LEDGER_KIND_CAPTURE)
+		return -ENOENT; /* the payee and currency live only in the evicted entry */
+	credit->account_id = request->account_id;
+	credit->other_id = request->other_id;
+	credit->amount = request->amount;
+	credit->currency = request->currency;
+	return 0;
+}

@@ -1,0 +1,197 @@
+/*
+ * ledger_check.c — invariant checks (O(accounts + holds log holds) scans,
+ * for tests after every step and for the audit) and per-currency totals.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ledger_internal.h"
+
+__attribute__((format(printf, 2, 3)))
+static int ledger_violation(struct ledger_violation *report, const char *format, ...)
+{
+	if (report != NULL) {
+		va_list arguments;
+		va_start(arguments, format);
+		vsnprintf(report->text, sizeof(report->text), format, arguments);
+		va_end(arguments);
+	}
+	return -1;
+}
+
+int ledger_check_double_entry(const struct ledger *ledger, struct ledger_violation *report)
+{
+	__int128 sums[LEDGER_CURRENCIES_MAX] = { 0 };
+	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
+		const struct ledger_account *account = &ledger->accounts[slot];
+		if (account->id == 0)
+			continue;
+		int index = ledger_currency_slot(ledger, account->currency);
+		if (index < 0)
+			return ledger_violation(report, "account %" PRIu64 " has unregistered currency %u",
+						account->id, account->currency);
+		sums[index] += account->balance;
+	}
+	for (uint32_t index = 0; index < ledger->currency_count; index++) {
+		__int128 total = sums[index] + ledger->currencies[index].transit;
+		if (total != 0)
+			return ledger_violation(report,
+				"currency %u: balances %" PRId64 " + transit %" PRId64 " != 0 (double entry broken)",
+				ledger->currencies[index].currency, (int64_t)sums[index],
+				ledger->currencies[index].transit);
+	}
+	return 0;
+}
+
+int ledger_check_floors(const struct ledger *ledger, struct ledger_violation *report)
+{
+	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
+		const struct ledger_account *account = &ledger->accounts[slot];
+		if (account->id == 0)
+			continue;
+		if (account->held > (uint64_t)INT64_MAX)
+			return ledger_violation(report, "account %" PRIu64 " held %" PRIu64 " is negative",
+						account->id, account->held);
+		__int128 available = (__int128)account->balance - account->held;
+		if (!(account->flags & LEDGER_ACCOUNT_FUNDING) &&
+		    available < -(__int128)account->limit_overdraft)
+			return ledger_violation(report,
+				"account %" PRIu64 " below its floor: balance %" PRId64 " held %" PRIu64
+				" overdraft %" PRIu64, account->id, account->balance, account->held,
+				account->limit_overdraft);
+		if ((account->flags & LEDGER_ACCOUNT_CLOSED) && (account->balance != 0 || account->held != 0))
+			return ledger_violation(report, "closed account %" PRIu64 " has balance %" PRId64
+						" held %" PRIu64, account->id, account->balance, account->held);
+	}
+	return 0;
+}
+
+struct ledger_hold_sum {
+	uint64_t account_slot;
+	uint64_t amount;
+};
+
+static int ledger_hold_sum_compare(const void *left, const void *right)
+{
+	const struct ledger_hold_sum *a = left, *b = right;
+	return a->account_slot < b->account_slot ? -1 : a->account_slot > b->account_slot;
+}
+
+/* The table and the heap agree: count, back-pointers, heap order, accounts. */
+static int ledger_check_hold_table(const struct ledger *ledger, struct ledger_hold_sum *sums,
+				   struct ledger_violation *report)
+{
+	uint64_t found = 0;
+	for (uint64_t slot = 0; slot <= ledger->hold_mask; slot++) {
+		const struct ledger_hold *hold = &ledger->holds[slot];
+		if (hold->id == 0)
+			continue;
+		if (found == ledger->hold_count)
+			return ledger_violation(report, "more holds in the table than hold_count %" PRIu64,
+						ledger->hold_count);
+		if (hold->heap_index >= ledger->hold_count || ledger->heap[hold->heap_index].slot != slot ||
+		    ledger->heap[hold->heap_index].expires_at_us != hold->expires_at_us)
+			return ledger_violation(report, "hold %" PRIu64 " and the expiry heap disagree", hold->id);
+		const struct ledger_account *account = ledger_account_get(ledger, hold->account_id);
+		if (account == NULL || account->held < hold->amount)
+			return ledger_violation(report, "hold %" PRIu64 " of %" PRIu64 " exceeds what account %"
+						PRIu64 " holds", hold->id, hold->amount, hold->account_id);
+		sums[found].account_slot = (uint64_t)(account - ledger->accounts);
+		sums[found].amount = hold->amount;
+		found++;
+	}
+	if (found != ledger->hold_count)
+		return ledger_violation(report, "hold table has %" PRIu64 " holds, hold_count %" PRIu64,
+					found, ledger->hold_count);
+	for (uint64_t index = 1; index < ledger->hold_count; index++)
+		if (ledger->heap[(index - 1) / 2].expires_at_us > ledger->heap[index].expires_at_us)
+			return ledger_violation(report, "expiry heap out of order at %" PRIu64, index);
+	return 0;
+}
+
+int ledger_check_holds(const struct ledger *ledger, struct ledger_violation *report)
+{
+	struct ledger_hold_sum *sums = calloc(ledger->hold_count + 1, sizeof(*sums));
+	if (sums == NULL)
+		return ledger_violation(report, "out of memory checking holds");
+	int status = ledger_check_hold_table(ledger, sums, report);
+	if (status == 0) {
+		qsort(sums, ledger->hold_count, sizeof(*sums), ledger_hold_sum_compare);
+		uint64_t cursor = 0;
+		for (uint64_t slot = 0; slot < ledger->account_slots && status == 0; slot++) {
+			const struct ledger_account *account = &ledger->accounts[slot];
+			uint64_t total = 0;
+			while (cursor < ledger->hold_count && sums[cursor].account_slot == slot)
+				total += sums[cursor++].amount;
+			if (account->id != 0 && total != account->held)
+				status = ledger_violation(report, "account %" PRIu64 " held %" PRIu64
+							  " != its pending holds %" PRIu64,
+							  account->id, account->held, total);
+		}
+	}
+	free(sums);
+	return status;
+}
+
+int ledger_check_invariants(const struct ledger *ledger, struct ledger_violation *report)
+{
+	if (ledger_check_double_entry(ledger, report) != 0)
+		return -1;
+	if (ledger_check_floors(ledger, report) != 0)
+		return -1;
+	return ledger_check_holds(ledger, report);
+}
+
+uint32_t ledger_currency_totals(const struct ledger *ledger,
+				struct ledger_currency_total *totals, uint32_t max)
+{
+	assert(max == 0 || totals != NULL);
+	uint32_t count = ledger->currency_count < max ? ledger->currency_count : max;
+	for (uint32_t index = 0; index < count; index++) {
+		totals[index].currency = ledger->currencies[index].currency;
+		totals[index].balance_sum = 0;
+		totals[index].transit = ledger->currencies[index].transit;
+		totals[index].accounts = 0;
+	}
+	for (uint64_t slot = 0; slot < ledger->account_slots && count > 0; slot++) {
+		const struct ledger_account *account = &ledger->accounts[slot];
+		if (account->id == 0)
+			continue;
+		int index = ledger_currency_slot(ledger, account->currency);
+		if (index < 0 || (uint32_t)index >= count)
+			continue;
+		/* Wrapping add: partial sums may leave int64 even when the total fits. */
+		totals[index].balance_sum = (int64_t)((uint64_t)totals[index].balance_sum +
+						      (uint64_t)account->balance);
+		totals[index].accounts++;
+	}
+	return ledger->currency_count;
+}
+
+/* The deduplication window: every index slot points at a live ring entry
+ * whose id hashes to the slot's fingerprint, and the counts agree. */
+int ledger_check_window(const struct ledger *ledger, struct ledger_violation *report)
+{
+	uint64_t indexed = 0;
+	uint64_t capacity = ledger->config.transfers_max;
+	uint64_t oldest = (ledger->ring_next + capacity - ledger->ring_count) % capacity;
+	for (uint64_t slot = 0; slot <= ledger->window_mask; slot++) {
+		uint64_t value = ledger->window_index[slot];
+		if (value == 0)
+			continue;
+		indexed++;
+		uint64_t position = (uint32_t)value - 1;
+		uint64_t age = (position + capacity - oldest) % capacity;
+		if (position >= capacity || age >= ledger->ring_count)
+			return ledger_violation(report, "window index slot %" PRIu64 " points outside the ring", slot);
+		uint64_t hash = ledger_hash_id(ledger->ring[position].id);
+		if ((hash >> 32) != (value >> 32))
+			return ledger_violation(report, "window index slot %" PRIu64 " has a stale fingerprint", slot);
+	}
+	if (indexed != ledger->ring_count)
+		return ledger_violation(report, "window index holds %" PRIu64 " entries, ring %" PRIu64,
+					indexed, ledger->ring_count);
+	return 0;
+}

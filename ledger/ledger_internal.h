@@ -1,0 +1,252 @@
+/*
+ * ledger_internal.h — the layout of struct ledger and the helpers shared by
+ * the ledger core's source files. Private to ledger/: nothing outside the
+ * folder includes it.
+ */
+#ifndef PAYSWITCH_LEDGER_INTERNAL_H
+#define PAYSWITCH_LEDGER_INTERNAL_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "ledger.h"
+
+/* Bounds that size every table; create() refuses configs beyond them. */
+#define LEDGER_CURRENCIES_MAX 32u
+#define LEDGER_ACCOUNTS_LIMIT (UINT64_C(1) << 32)   /* slot index fits in 64 bits anyway */
+#define LEDGER_TRANSFERS_LIMIT (UINT64_C(1) << 30)  /* ring position + 1 fits in 31 bits */
+#define LEDGER_HOLDS_LIMIT (UINT64_C(1) << 28)
+#define LEDGER_US_PER_DAY UINT64_C(86400000000)
+#define LEDGER_CHUNK 64u                            /* requests prefetched per pass */
+
+/* One entry of the deduplication window: exactly one cache line. */
+struct ledger_window_entry {
+	uint64_t id;
+	uint64_t timestamp_us;
+	uint64_t account_id;
+	uint64_t other_id;     /* CAPTURE: the hold's payee */
+	uint64_t amount;       /* CAPTURE: the captured amount */
+	uint64_t amount_done;  /* refunded (payments, credits) or captured (holds) */
+	uint64_t request_hash; /* XXH3 of the whole 64-byte request */
+	uint16_t currency;
+	uint8_t kind;
+	uint8_t code;
+	uint8_t state;         /* enum ledger_transfer_state */
+	uint8_t origin;        /* CREDIT: the kind that debited the payer remotely */
+	uint16_t padding;
+};
+_Static_assert(sizeof(struct ledger_window_entry) == 64, "window entry is one cache line");
+
+/* A pending hold: the key is the HOLD request id. */
+struct ledger_hold {
+	uint64_t id;           /* 0 = empty slot */
+	uint64_t account_id;
+	uint64_t other_id;
+	uint64_t amount;
+	uint64_t expires_at_us;
+	uint32_t heap_index;   /* position of this hold in the expiry heap */
+	uint16_t currency;
+	uint16_t padding;
+};
+_Static_assert(sizeof(struct ledger_hold) == 48, "hold is 48 bytes");
+
+/* Expiry heap node: the key is copied so sifting never touches the table. */
+struct ledger_heap_node {
+	uint64_t expires_at_us;
+	uint64_t slot;         /* index in the hold table */
+};
+
+struct ledger_currency {
+	uint16_t currency;     /* 0 = unused */
+	int64_t transit;       /* debited here, credited on another shard */
+};
+
+struct ledger {
+	struct ledger_config config;
+	uint64_t now_us;
+	uint64_t today;               /* now_us / LEDGER_US_PER_DAY, computed per batch */
+	uint64_t sequence;
+
+	struct ledger_account *accounts;
+	uint64_t account_slots;       /* accounts_max * 5 / 4, not a power of two */
+	uint64_t account_count;
+
+	struct ledger_window_entry *ring;
+	uint64_t ring_next;           /* position written next */
+	uint64_t ring_count;          /* entries in use, <= transfers_max */
+	uint64_t *window_index;       /* low 32: ring position + 1 (0 empty); high 32: hash >> 32 */
+	uint64_t window_mask;         /* window index slots - 1 (power of two) */
+	uint64_t evicted_watermark;   /* max timestamp evicted from the ring */
+	bool evicted_any;
+
+	struct ledger_hold *holds;
+	uint64_t hold_mask;           /* hold slots - 1 (power of two) */
+	uint64_t hold_count;
+	struct ledger_heap_node *heap; /* min-heap of pending holds, hold_count nodes */
+
+	uint32_t currency_count;
+	struct ledger_currency currencies[LEDGER_CURRENCIES_MAX];
+	uint8_t currency_index[65536]; /* currency -> index + 1; 0 = unknown */
+
+	size_t memory_bytes;
+};
+
+/* ---- hashing ------------------------------------------------------------ */
+static inline uint64_t ledger_hash_id(uint64_t id)
+{
+	return XXH3_64bits(&id, sizeof(id));
+}
+
+/* Lemire's fast range: maps a hash onto [0, n) without a division. */
+static inline uint64_t ledger_fast_range(uint64_t hash, uint64_t n)
+{
+	return (uint64_t)(((__uint128_t)hash * n) >> 64);
+}
+
+/* ---- accounts (ledger_accounts.c) ---------------------------------------- */
+static inline uint64_t ledger_account_home(const struct ledger *ledger, uint64_t hash)
+{
+	return ledger_fast_range(hash, ledger->account_slots);
+}
+
+/* Finds an account given the hash of its id; NULL if absent. */
+static inline struct ledger_account *ledger_account_find(const struct ledger *ledger,
+							 uint64_t id, uint64_t hash)
+{
+	if (id == 0)
+		return NULL; /* id 0 marks an empty slot: it is never an account */
+	uint64_t slot = ledger_account_home(ledger, hash);
+	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
+		struct ledger_account *account = &ledger->accounts[slot];
+		if (account->id == id)
+			return account;
+		if (account->id == 0)
+			return NULL;
+		slot = slot + 1 == ledger->account_slots ? 0 : slot + 1;
+	}
+	return NULL;
+}
+
+/* Available balance: balance - held, saturated to int64. */
+static inline int64_t ledger_available(const struct ledger_account *account)
+{
+	__int128 available = (__int128)account->balance - (__int128)account->held;
+	if (available < INT64_MIN)
+		return INT64_MIN;
+	return (int64_t)available;
+}
+
+static inline int64_t ledger_available_or_zero(const struct ledger_account *account)
+{
+	return account == NULL ? 0 : ledger_available(account);
+}
+
+/* Whether a debit of amount keeps the account above its floor. */
+static inline bool ledger_debit_allowed(const struct ledger_account *account, uint64_t amount)
+{
+	if (account->flags & LEDGER_ACCOUNT_FUNDING)
+		return true;
+	__int128 after = (__int128)account->balance - (__int128)account->held - (__int128)amount;
+	return after >= -(__int128)account->limit_overdraft;
+}
+
+struct ledger_account *ledger_account_insert(struct ledger *ledger, uint64_t id, uint64_t hash);
+
+/* ---- currencies ---------------------------------------------------------- */
+/* Index of a known currency, or -1. */
+static inline int ledger_currency_slot(const struct ledger *ledger, uint16_t currency)
+{
+	return (int)ledger->currency_index[currency] - 1;
+}
+int ledger_currency_register(struct ledger *ledger, uint16_t currency);
+void ledger_transit_add(struct ledger *ledger, uint16_t currency, int64_t delta);
+
+/* ---- deduplication window (ledger_window.c) ------------------------------ */
+struct ledger_window_entry *ledger_window_find(const struct ledger *ledger, uint64_t id,
+					       uint64_t hash);
+void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entry *entry,
+			  uint64_t hash);
+void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead);
+
+
+/* ---- holds (ledger_holds.c) ---------------------------------------------- */
+struct ledger_hold *ledger_hold_find(const struct ledger *ledger, uint64_t id);
+struct ledger_hold *ledger_hold_insert(struct ledger *ledger, const struct ledger_hold *hold);
+void ledger_hold_remove(struct ledger *ledger, struct ledger_hold *hold);
+
+/* ---- operations ---------------------------------------------------------- */
+/* The context one decision runs with: the request, its precomputed hashes
+ * and the result being filled. */
+struct ledger_op {
+	const struct ledger_request *request;
+	struct ledger_result *result;
+	uint64_t account_hash;
+	uint64_t other_hash;
+	uint64_t id_hash;
+	uint64_t request_hash;
+	/* Accounts resolved before the decisions of the batch (NULL: absent
+	 * then). Accounts never move nor disappear, so a found pointer stays
+	 * valid for the whole batch; an absent one may have been opened by an
+	 * earlier request of the batch and is looked up again. */
+	struct ledger_account *account;
+	struct ledger_account *other;
+	struct ledger_window_entry remember; /* what the window will keep */
+};
+
+static inline struct ledger_account *ledger_op_account(const struct ledger *ledger,
+							struct ledger_op *op)
+{
+	if (op->account == NULL)
+		op->account = ledger_account_find(ledger, op->request->account_id, op->account_hash);
+	return op->account;
+}
+
+static inline struct ledger_account *ledger_op_other(const struct ledger *ledger,
+						      struct ledger_op *op)
+{
+	if (op->other == NULL)
+		op->other = ledger_account_find(ledger, op->request->other_id, op->other_hash);
+	return op->other;
+}
+
+/* Each returns the result code; the caller fills flags, sequence, window. */
+uint16_t ledger_op_open(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_freeze(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_close(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_set_limits(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_balance(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_lookup(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_refund(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_credit(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_hold(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op);
+uint16_t ledger_op_void(struct ledger *ledger, struct ledger_op *op);
+
+/* Shared by PAY, HOLD and CAPTURE: the payee side of a transfer. Returns OK
+ * when other_id is a valid local payee (*payee set) or lives on another
+ * shard (*payee NULL); otherwise the payee's code. */
+uint16_t ledger_check_payee(const struct ledger *ledger, uint64_t other_id, uint64_t other_hash,
+			    struct ledger_account *account, uint16_t currency,
+			    struct ledger_account **payee);
+bool ledger_is_remote(const struct ledger *ledger, uint64_t id, uint64_t hash);
+
+/* Building blocks shared by the transfer and hold operations
+ * (ledger_transfers.c). */
+uint16_t ledger_check_amount(uint64_t amount);
+uint16_t ledger_check_payer(struct ledger_account *account, uint16_t currency);
+uint16_t ledger_check_limits(const struct ledger *ledger, const struct ledger_account *payer,
+			     uint64_t amount);
+void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount);
+void ledger_post_credit(struct ledger *ledger, struct ledger_op *op,
+			struct ledger_account *payee, uint16_t currency, uint64_t amount);
+bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount);
+bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount);
+
+#endif /* PAYSWITCH_LEDGER_INTERNAL_H */

@@ -1,0 +1,257 @@
+/*
+ * ledger_transfers.c — PAY, DEPOSIT, REFUND and the engine-internal CREDIT
+ * and RETURN. Every function checks everything first and mutates last, so a
+ * declined request changes nothing.
+ */
+#include "ledger_internal.h"
+
+uint16_t ledger_check_amount(uint64_t amount)
+{
+	if (amount == 0)
+		return LEDGER_AMOUNT_ZERO;
+	if (amount > (uint64_t)INT64_MAX)
+		return LEDGER_AMOUNT_OVERFLOW;
+	return LEDGER_OK;
+}
+
+/* Payer side shared by PAY, DEPOSIT, HOLD and REFUND: exists, open, not
+ * frozen, same currency as the request. */
+uint16_t ledger_check_payer(struct ledger_account *account, uint16_t currency)
+{
+	if (account == NULL)
+		return LEDGER_PAYER_NOT_FOUND;
+	if (account->flags & LEDGER_ACCOUNT_CLOSED)
+		return LEDGER_PAYER_CLOSED;
+	if (account->flags & LEDGER_ACCOUNT_FROZEN)
+		return LEDGER_PAYER_FROZEN;
+	if (account->currency != currency)
+		return LEDGER_CURRENCY_MISMATCH;
+	return LEDGER_OK;
+}
+
+static uint64_t ledger_spent_today(const struct ledger *ledger, const struct ledger_account *account)
+{
+	return account->spent_day == (uint32_t)ledger->today ? account->spent_today : 0;
+}
+
+/* Per-payment and daily limits (PAY, HOLD). limit 0 = none. */
+uint16_t ledger_check_limits(const struct ledger *ledger, const struct ledger_account *payer,
+			     uint64_t amount)
+{
+	if (payer->limit_payment != 0 && amount > payer->limit_payment)
+		return LEDGER_EXCEEDS_PAYMENT_LIMIT;
+	if (payer->limit_daily != 0) {
+		uint64_t spent;
+		if (__builtin_add_overflow(ledger_spent_today(ledger, payer), amount, &spent) ||
+		    spent > payer->limit_daily)
+			return LEDGER_EXCEEDS_DAILY_LIMIT;
+	}
+	return LEDGER_OK;
+}
+
+void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount)
+{
+	uint64_t spent = ledger_spent_today(ledger, payer);
+	if (__builtin_add_overflow(spent, amount, &spent))
+		spent = UINT64_MAX; /* only without a daily limit: saturate the statistic */
+	payer->spent_today = spent;
+	payer->spent_day = (uint32_t)ledger->today;
+}
+
+/* Posts a credit to a local payee or to transit (remote payee). */
+void ledger_post_credit(struct ledger *ledger, struct ledger_op *op,
+			       struct ledger_account *payee, uint16_t currency, uint64_t amount)
+{
+	if (payee != NULL) {
+		payee->balance += (int64_t)amount; /* overflow checked by the caller */
+	} else {
+		ledger_transit_add(ledger, currency, (int64_t)amount);
+		op->result->flags |= LEDGER_RESULT_CREDIT_REMOTE;
+	}
+}
+
+bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount)
+{
+	int64_t sum;
+	return payee != NULL && __builtin_add_overflow(payee->balance, (int64_t)amount, &sum);
+}
+
+bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount)
+{
+	int64_t difference;
+	return __builtin_sub_overflow(payer->balance, (int64_t)amount, &difference);
+}
+
+/* PAY and DEPOSIT, in the documented check order. */
+uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op)
+{
+	const struct ledger_request *request = op->request;
+	bool deposit = request->kind == LEDGER_KIND_DEPOSIT;
+	uint64_t amount = request->amount;
+	struct ledger_account *payer, *payee;
+	uint16_t code = ledger_check_amount(amount);
+	if (code != LEDGER_OK)
+		return code;
+	if (request->account_id == request->other_id)
+		return LEDGER_SAME_ACCOUNT;
+	payer = ledger_op_account(ledger, op);
+	code = ledger_check_payer(payer, request->currency);
+	if (code != LEDGER_OK)
+		return code;
+	if (deposit && !(payer->flags & LEDGER_ACCOUNT_FUNDING))
+		return LEDGER_NOT_FUNDING;
+	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+				  request->currency, &payee);
+	if (code != LEDGER_OK)
+		return code;
+	if (!deposit) {
+		code = ledger_check_limits(ledger, payer, amount);
+		if (code != LEDGER_OK)
+			return code;
+		if (!ledger_debit_allowed(payer, amount))
+			return LEDGER_INSUFFICIENT_FUNDS;
+	}
+	if (ledger_debit_overflows(payer, amount) || ledger_credit_overflows(payee, amount))
+		return LEDGER_AMOUNT_OVERFLOW;
+
+	payer->balance -= (int64_t)amount;
+	if (!deposit)
+		ledger_spend(ledger, payer, amount);
+	ledger_post_credit(ledger, op, payee, request->currency, amount);
+	return LEDGER_OK;
+}
+
+/* Whether `original` is a payment to `merchant` from `customer` that may be
+ * refunded: an approved PAY, CAPTURE, or CREDIT of one of those. */
+static uint16_t ledger_check_refundable(const struct ledger_window_entry *original,
+					uint64_t merchant, uint64_t customer)
+{
+	bool kind_ok = original->kind == LEDGER_KIND_PAY || original->kind == LEDGER_KIND_CAPTURE ||
+		       (original->kind == LEDGER_KIND_CREDIT &&
+			(original->origin == 0 || original->origin == LEDGER_KIND_PAY ||
+			 original->origin == LEDGER_KIND_CAPTURE));
+	if (!kind_ok || original->code != LEDGER_OK || original->state == LEDGER_TRANSFER_RETURNED)
+		return LEDGER_NOT_REFUNDABLE;
+	if (original->other_id != merchant || original->account_id != customer)
+		return LEDGER_NOT_REFUNDABLE;
+	return LEDGER_OK;
+}
+
+/* REFUND: merchant account_id gives amount of payment reference_id back to
+ * its payer other_id. Order: amount, same account, merchant, reference,
+ * cumulative amount, currency, customer, funds, overflows. */
+uint16_t ledger_op_refund(struct ledger *ledger, struct ledger_op *op)
+{
+	const struct ledger_request *request = op->request;
+	uint64_t amount = request->amount;
+	struct ledger_account *merchant, *customer;
+	uint16_t code = ledger_check_amount(amount);
+	if (code != LEDGER_OK)
+		return code;
+	if (request->account_id == request->other_id)
+		return LEDGER_SAME_ACCOUNT;
+	merchant = ledger_op_account(ledger, op);
+	code = ledger_check_payer(merchant, request->currency);
+	if (code != LEDGER_OK)
+		return code;
+	struct ledger_window_entry *original = ledger_window_find(
+		ledger, request->reference_id, ledger_hash_id(request->reference_id));
+	if (original == NULL)
+		return LEDGER_TRANSFER_NOT_FOUND;
+	code = ledger_check_refundable(original, request->account_id, request->other_id);
+	if (code != LEDGER_OK)
+		return code;
+	if (original->amount_done + amount > original->amount) /* both <= INT64_MAX: no wrap */
+		return LEDGER_REFUND_EXCEEDS_PAYMENT;
+	if (original->currency != request->currency)
+		return LEDGER_CURRENCY_MISMATCH;
+	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+				  request->currency, &customer);
+	if (code != LEDGER_OK)
+		return code;
+	if (!ledger_debit_allowed(merchant, amount))
+		return LEDGER_INSUFFICIENT_FUNDS;
+	if (ledger_debit_overflows(merchant, amount) || ledger_credit_overflows(customer, amount))
+		return LEDGER_AMOUNT_OVERFLOW;
+
+	merchant->balance -= (int64_t)amount;
+	ledger_post_credit(ledger, op, customer, request->currency, amount);
+	original->amount_done += amount;
+	op->result->amount = original->amount_done;
+	return LEDGER_OK;
+}
+
+static uint16_t ledger_credit_decide(struct ledger *ledger, struct ledger_op *op)
+{
+	const struct ledger_request *request = op->request;
+	struct ledger_account *payee;
+	uint16_t code = ledger_check_amount(request->amount);
+	if (code != LEDGER_OK)
+		return code;
+	if (ledger_is_remote(ledger, request->other_id, op->other_hash))
+		return LEDGER_PAYEE_NOT_FOUND; /* misrouted: not an account of this shard */
+	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+				  request->currency, &payee);
+	if (code != LEDGER_OK)
+		return code;
+	assert(payee != NULL);
+	if (ledger_credit_overflows(payee, request->amount))
+		return LEDGER_AMOUNT_OVERFLOW;
+	payee->balance += (int64_t)request->amount;
+	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
+	return LEDGER_OK;
+}
+
+/* CREDIT: the payee side of a transfer decided on another shard. Remembered
+ * under the transfer id (kind CREDIT) so that repeats are recognised and the
+ * merchant can refund it. A refusal asks the engine to RETURN the money. */
+uint16_t ledger_op_credit(struct ledger *ledger, struct ledger_op *op)
+{
+	const struct ledger_request *request = op->request;
+	const struct ledger_window_entry *existing = ledger_window_find(ledger, request->id, op->id_hash);
+	if (existing != NULL && existing->kind == LEDGER_KIND_CREDIT) {
+		op->result->flags |= LEDGER_RESULT_DUPLICATE;
+		op->result->amount = existing->amount;
+		return existing->code;
+	}
+	uint16_t code = ledger_credit_decide(ledger, op);
+	if (code != LEDGER_OK)
+		op->result->flags |= LEDGER_RESULT_RETURN_REMOTE;
+	/* An id already taken here by a client request cannot be indexed twice;
+	 * the credit is applied all the same (money never waits on an id). */
+	if (existing == NULL) {
+		op->remember.code = (uint8_t)code;
+		op->remember.origin = request->flags;
+		ledger_window_insert(ledger, &op->remember, op->id_hash);
+	}
+	return code;
+}
+
+/* RETURN: a CREDIT was refused on the payee's shard; the payer gets the
+ * money back out of transit. A second RETURN of the same transfer (while it
+ * is in the window) is a duplicate. */
+uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
+{
+	const struct ledger_request *request = op->request;
+	uint16_t code = ledger_check_amount(request->amount);
+	if (code != LEDGER_OK)
+		return code;
+	struct ledger_account *payer = ledger_op_account(ledger, op);
+	if (payer == NULL)
+		return LEDGER_PAYER_NOT_FOUND;
+	if (payer->currency != request->currency)
+		return LEDGER_CURRENCY_MISMATCH;
+	struct ledger_window_entry *original = ledger_window_find(ledger, request->id, op->id_hash);
+	if (original != NULL && original->account_id == request->account_id &&
+	    original->state == LEDGER_TRANSFER_RETURNED) {
+		op->result->flags |= LEDGER_RESULT_DUPLICATE;
+		return LEDGER_OK;
+	}
+	if (ledger_credit_overflows(payer, request->amount))
+		return LEDGER_AMOUNT_OVERFLOW;
+	payer->balance += (int64_t)request->amount;
+	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
+	if (original != NULL && original->account_id == request->account_id)
+		original->state = LEDGER_TRANSFER_RETURNED;
+	return LEDGER_OK;
+}

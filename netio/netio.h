@@ -1,0 +1,239 @@
+/*
+ * netio.h — the native payswitch protocol: codec, client library, transports.
+ *
+ * The one public header of netio/. The byte layouts and every validation rule
+ * are in netio/PROTOCOL.md; this header is the C view of them.
+ *
+ * Byte order: the wire is little-endian and the payload of a datagram is an
+ * array of struct ledger_request (64 B) or struct ledger_result (40 B) exactly
+ * as ledger.h lays them out, so on a little-endian host (the only kind netio
+ * builds on: codec.c refuses others at compile time) decoding is a
+ * validation plus a pointer, never a copy.
+ *
+ * Units: sizes and lengths are bytes, counts are requests or results, times
+ * are milliseconds where named _ms.
+ *
+ * Thread-safety: the codec functions are pure (no state; any thread). A
+ * client is owned by one thread. Transports: see transport.h.
+ */
+#ifndef PAYSWITCH_NETIO_H
+#define PAYSWITCH_NETIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "transport.h"
+
+/* ------------------------------------------------------------------------ */
+/* Protocol constants (PROTOCOL.md)                                          */
+/* ------------------------------------------------------------------------ */
+#define NETIO_MAGIC 0x4e575350u        /* bytes "PSWN" on the wire */
+#define NETIO_VERSION 1u
+#define NETIO_HEADER_SIZE 32u
+#define NETIO_REQUEST_SIZE 64u         /* sizeof(struct ledger_request) */
+#define NETIO_RESULT_SIZE 40u          /* sizeof(struct ledger_result) */
+#define NETIO_BATCH_MAX 128u           /* requests (or results) per datagram */
+#define NETIO_BATCH_MTU1500 22u        /* requests that fit a 1500-byte MTU unfragmented */
+/* 32 + 128 * 64 = 8224 bytes: fits a 9000-byte jumbo frame (8972 bytes of UDP
+ * payload over IPv4, 8952 over IPv6) and loopback (MTU 65536) unfragmented. */
+#define NETIO_DATAGRAM_MAX (NETIO_HEADER_SIZE + NETIO_BATCH_MAX * NETIO_REQUEST_SIZE)
+#define NETIO_REPLY_MAX (NETIO_HEADER_SIZE + NETIO_BATCH_MAX * NETIO_RESULT_SIZE) /* 5152 */
+#define NETIO_ERROR_SIZE (NETIO_HEADER_SIZE + NETIO_RESULT_SIZE)               /* 72 */
+
+enum netio_type {
+	NETIO_TYPE_REQUEST = 1,   /* client -> switch: count requests */
+	NETIO_TYPE_REPLY = 2,     /* switch -> client: count results (maybe one part of several) */
+	NETIO_TYPE_ERROR = 3,     /* switch -> client: the whole datagram was refused; one result */
+};
+
+/* The 32-byte header that starts every datagram. */
+struct netio_header {
+	uint32_t magic;           /* NETIO_MAGIC */
+	uint16_t version;         /* NETIO_VERSION */
+	uint8_t type;             /* enum netio_type */
+	uint8_t reserved0;        /* must be 0 */
+	uint16_t count;           /* requests or results that follow: 1..NETIO_BATCH_MAX */
+	uint16_t reserved1;       /* must be 0 */
+	uint32_t reserved2;       /* must be 0 */
+	uint64_t client_id;       /* chosen by the client; echoed in replies */
+	uint64_t sequence;        /* datagram sequence chosen by the client; echoed */
+};
+_Static_assert(sizeof(struct netio_header) == NETIO_HEADER_SIZE, "header layout is on the wire");
+_Static_assert(sizeof(struct ledger_request) == NETIO_REQUEST_SIZE, "request layout is on the wire");
+_Static_assert(sizeof(struct ledger_result) == NETIO_RESULT_SIZE, "result layout is on the wire");
+
+/* Why netio_decode refused a datagram (for counters and logs). */
+enum netio_reject {
+	NETIO_REJECT_NONE = 0,
+	NETIO_REJECT_SHORT,       /* length < NETIO_HEADER_SIZE */
+	NETIO_REJECT_OVERSIZED,   /* length > NETIO_DATAGRAM_MAX */
+	NETIO_REJECT_MAGIC,       /* magic != NETIO_MAGIC */
+	NETIO_REJECT_VERSION,     /* version != NETIO_VERSION (answered WRONG_VERSION) */
+	NETIO_REJECT_TYPE,        /* type not in enum netio_type */
+	NETIO_REJECT_RESERVED,    /* a reserved header field is not 0 */
+	NETIO_REJECT_COUNT_ZERO,  /* count == 0 */
+	NETIO_REJECT_COUNT_MAX,   /* count > NETIO_BATCH_MAX (error: > 1) */
+	NETIO_REJECT_LENGTH,      /* length != header + count * element size */
+	NETIO_REJECT_COUNT_KINDS, /* bound for per-reason counters */
+};
+
+/* Stable name of a reason ("SHORT"); "UNKNOWN" for others. */
+const char *netio_reject_name(unsigned reject);
+
+/* A decoded datagram: a view into the caller's buffer. */
+struct netio_view {
+	struct netio_header header;               /* a copy. client_id and sequence are
+	                                           * meaningful when length >= header
+	                                           * and the magic matched, else 0 */
+	uint32_t count;                           /* elements; 0 when refused */
+	const struct ledger_request *requests;    /* REQUEST: into the buffer; else NULL */
+	const struct ledger_result *results;      /* REPLY / ERROR: into the buffer; else NULL */
+	uint64_t first_request_id;                /* id of the first request when one
+	                                           * whole request is present, else 0
+	                                           * (used to answer a refused datagram) */
+	enum netio_reject reject;                 /* NETIO_REJECT_NONE when valid */
+};
+
+/*
+ * Validates the datagram framing (not the requests) and fills *view.
+ * buffer must be 8-byte aligned (asserted) so that the returned pointers can
+ * be used as arrays; transports' buffers are 64-byte aligned.
+ * Returns LEDGER_OK, LEDGER_FORMAT_ERROR or LEDGER_WRONG_VERSION. Never reads
+ * beyond buffer + length. Pure; no allocation.
+ */
+uint16_t netio_decode(const void *buffer, size_t length, struct netio_view *view);
+
+/*
+ * Per-request checks the codec can make without the ledger: id 0, kind not a
+ * client kind (0, >= LEDGER_KIND_CREDIT), currency 0, amount > INT64_MAX for
+ * money-moving kinds (DEPOSIT, PAY, HOLD, CAPTURE, REFUND), reserved != 0.
+ * Returns LEDGER_OK or LEDGER_FORMAT_ERROR. A refused request is answered with
+ * netio_result_refuse(); the others of its datagram proceed.
+ */
+uint16_t netio_request_check(const struct ledger_request *request);
+
+/* Fills *result for a request that netio (or the engine) refuses before the
+ * ledger: id, code, amount = request amount, the rest 0. */
+void netio_result_refuse(const struct ledger_request *request, uint16_t code,
+			 struct ledger_result *result);
+
+/* Writes a header. count 1..NETIO_BATCH_MAX (asserted). */
+void netio_header_init(struct netio_header *header, enum netio_type type,
+		       uint32_t count, uint64_t client_id, uint64_t sequence);
+
+/*
+ * Encoders. Each writes one whole datagram into buffer (capacity bytes,
+ * asserted large enough) and returns its size in bytes. count is
+ * 1..NETIO_BATCH_MAX (asserted). The element array may already sit at
+ * buffer + NETIO_HEADER_SIZE, in which case nothing is copied.
+ */
+size_t netio_encode_requests(void *buffer, size_t capacity, uint64_t client_id,
+			     uint64_t sequence, const struct ledger_request *requests,
+			     uint32_t count);
+size_t netio_encode_results(void *buffer, size_t capacity, uint64_t client_id,
+			    uint64_t sequence, const struct ledger_result *results,
+			    uint32_t count);
+/* A datagram-level error: type ERROR, one result {id = request_id, code}. */
+size_t netio_encode_error(void *buffer, size_t capacity, uint64_t client_id,
+			  uint64_t sequence, uint64_t request_id, uint16_t code);
+
+/*
+ * The answer to a datagram netio_decode() refused with `code`: writes an
+ * ERROR datagram echoing what could be read (client id, sequence, first
+ * request id) and returns its size (NETIO_ERROR_SIZE), or returns 0 when the
+ * datagram must not be answered: it declares itself a REPLY or ERROR, and
+ * answering those would let two switches bounce errors at each other forever.
+ */
+size_t netio_encode_refusal(const struct netio_view *view, uint16_t code,
+			    void *buffer, size_t capacity);
+
+/* ------------------------------------------------------------------------ */
+/* Client library                                                            */
+/* ------------------------------------------------------------------------ */
+/* Requests one netio_client_call() or netio_client_send() takes at most. */
+#define NETIO_CLIENT_REQUESTS_MAX (NETIO_BURST_MAX * NETIO_BATCH_MAX) /* 4096 */
+/* Code of a result netio_client_call() never received an answer for. */
+#define NETIO_CODE_NO_ANSWER 0xffffu
+
+struct netio_client;
+
+struct netio_client_stats {
+	uint64_t datagrams_sent;      /* first transmissions */
+	uint64_t retransmits;         /* the same bytes sent again after a timeout */
+	uint64_t replies;             /* valid REPLY / ERROR datagrams for this client */
+	uint64_t replies_ignored;     /* valid but another client id, a sequence not
+	                               * awaited, or a result id not awaited */
+	uint64_t replies_invalid;     /* refused by netio_decode, or type REQUEST */
+	uint64_t receive_errors;      /* e.g. ECONNREFUSED from an ICMP unreachable */
+};
+
+/*
+ * Opens a UDP socket connected to host:port (a name or numeric IPv4/IPv6
+ * address) and preallocates every buffer (about 570 KiB). The client id is
+ * random (getrandom) and never 0; datagram sequences count from 1.
+ * Returns NULL with *error = -errno (-EINVAL for a bad host or port,
+ * -EHOSTUNREACH when the name does not resolve, -ENOMEM, ...).
+ */
+struct netio_client *netio_client_open(const char *host, uint16_t port, int *error);
+void netio_client_close(struct netio_client *client);
+uint64_t netio_client_id(const struct netio_client *client);
+int netio_client_fd(const struct netio_client *client);   /* for an external poll */
+void netio_client_stats_read(const struct netio_client *client,
+			     struct netio_client_stats *stats);
+
+/*
+ * Synchronous call: sends count requests (1..NETIO_CLIENT_REQUESTS_MAX) as
+ * ceil(count / NETIO_BATCH_MAX) datagrams and waits until every request has
+ * a result. results[i] answers requests[i]: results are matched by request id
+ * within the datagram that carried the request, whatever the order and
+ * however many reply datagrams the switch splits the answer into.
+ * After timeout_ms (> 0) without all answers, every datagram that still has
+ * unanswered requests is sent again with the SAME bytes (same sequence and
+ * request ids: the switch's exactly-once deduplication makes the retry safe),
+ * at most `retries` times. An ERROR datagram answers every unanswered request
+ * of its datagram with its code. Returns 0 when every request has a result;
+ * -ETIMEDOUT when some have none after the last retry (their code is
+ * NETIO_CODE_NO_ANSWER, their id the request id); -errno on a socket failure.
+ * Replies of earlier calls or async sends are discarded (replies_ignored):
+ * do not mix call with outstanding netio_client_send() datagrams.
+ */
+int netio_client_call(struct netio_client *client, const struct ledger_request *requests,
+		      uint32_t count, struct ledger_result *results, int timeout_ms,
+		      int retries);
+
+/*
+ * Asynchronous send for load generators: sends count requests
+ * (1..NETIO_CLIENT_REQUESTS_MAX) as datagrams of per_datagram requests
+ * (1..NETIO_BATCH_MAX; the last may be shorter) in one sendmmsg. Datagram i
+ * carries requests [i * per_datagram, ...) with sequence *first_sequence + i.
+ * Never blocks. Returns the number of datagrams sent, which is fewer than
+ * needed when the socket buffer is full (the rest is the caller's to resend
+ * later, with new sequences), or -errno. No retransmission: the caller owns
+ * timeouts.
+ */
+int netio_client_send(struct netio_client *client, const struct ledger_request *requests,
+		      uint32_t count, uint32_t per_datagram, uint64_t *first_sequence);
+
+/* One reply datagram received by netio_client_poll(). */
+struct netio_reply {
+	uint64_t sequence;                     /* the request datagram answered */
+	const struct ledger_result *results;   /* into the client's buffers */
+	uint32_t count;
+	uint8_t type;                          /* NETIO_TYPE_REPLY or NETIO_TYPE_ERROR */
+};
+
+/*
+ * Receives up to max (<= NETIO_BURST_MAX) reply datagrams for this client
+ * into replies[], waiting up to timeout_ms when none is ready (0: no wait,
+ * -1: forever). A request datagram may be answered by several REPLY
+ * datagrams with the same sequence (one per shard); the caller counts
+ * results. Returns the number of replies (0 on timeout, or when only
+ * datagrams that are not replies to this client arrived), or -errno.
+ * Ownership: results stay valid until the next poll or call on this client.
+ */
+int netio_client_poll(struct netio_client *client, struct netio_reply *replies,
+		      uint32_t max, int timeout_ms);
+
+#endif /* PAYSWITCH_NETIO_H */

@@ -1,0 +1,311 @@
+/*
+ * harness.c — the real switch as a child process, for integration tests.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *binary(void)
+{
+	const char *path = getenv("PAYSWITCH");
+	cr_assert(path != NULL, "PAYSWITCH (path of the payswitch binary) is not set");
+	return path;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+uint16_t harness_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in address = { .sin_family = AF_INET,
+				       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert(bind(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
+	socklen_t length = sizeof(address);
+	getsockname(fd, (struct sockaddr *)&address, &length);
+	close(fd);
+	return ntohs(address.sin_port);
+}
+
+/* Runs the binary with argv, output appended to the log; waits when `wait`. */
+static pid_t run(struct harness *harness, char *const *argv, bool wait, int *status,
+		 int stdout_fd)
+{
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int log = open(harness->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (log >= 0) {
+			dup2(stdout_fd >= 0 ? stdout_fd : log, 1);
+			dup2(log, 2);
+		}
+		execv(binary(), argv);
+		_exit(127);
+	}
+	if (wait) {
+		int child = 0;
+		waitpid(pid, &child, 0);
+		*status = WIFEXITED(child) ? WEXITSTATUS(child) : 128 + WTERMSIG(child);
+	}
+	return pid;
+}
+
+void harness_init(struct harness *harness, uint32_t shards, const char *const *format_flags)
+{
+	memset(harness, 0, sizeof(*harness));
+	snprintf(harness->dir, sizeof(harness->dir), "/tmp/payswitch-test-XXXXXX");
+	cr_assert(mkdtemp(harness->dir) != NULL);
+	snprintf(harness->data_dir, sizeof(harness->data_dir), "%s/data", harness->dir);
+	snprintf(harness->log_path, sizeof(harness->log_path), "%s/switch.log", harness->dir);
+	harness->shards = shards;
+	harness->next_id = now_us() << 8;
+	char shards_text[16];
+	snprintf(shards_text, sizeof(shards_text), "%u", shards);
+	/* Small capacities: a test needs thousands of accounts, not millions, and
+	 * allocating a million-account ledger per shard would dominate its time. */
+	char *argv[32] = { "payswitch", "format", harness->data_dir, "--shards", shards_text,
+			   "--accounts", "100000", "--transfers", "1000000" };
+	int argc = 9;
+	for (int i = 0; format_flags && format_flags[i] && argc < 31; i++)
+		argv[argc++] = (char *)format_flags[i];
+	int status = -1;
+	run(harness, argv, true, &status, -1);
+	cr_assert_eq(status, 0, "payswitch format failed; see %s", harness->log_path);
+}
+
+bool harness_start(struct harness *harness, const char *const *flags)
+{
+	if (harness->port == 0)
+		harness->port = harness_free_port();
+	char listen[64];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", harness->port);
+	char metrics[64];
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", harness->metrics_port);
+	char *argv[48] = { "payswitch", "start", "--data-dir", harness->data_dir, "--listen", listen,
+			   "--metrics", metrics };
+	int argc = 8;
+	for (int i = 0; flags && flags[i] && argc < 47; i++)
+		argv[argc++] = (char *)flags[i];
+	harness->pid = run(harness, argv, false, NULL, -1);
+	if (harness->client == NULL) {
+		int error = 0;
+		harness->client = netio_client_open("127.0.0.1", harness->port, &error);
+		cr_assert(harness->client != NULL, "client: %s", strerror(-error));
+	}
+	/* Ready when a BALANCE of an unknown account is answered. */
+	for (int attempt = 0; attempt < 200; attempt++) {
+		int status = 0;
+		if (waitpid(harness->pid, &status, WNOHANG) == harness->pid) {
+			harness->pid = 0;
+			return false;
+		}
+		struct ledger_request probe = harness_request(harness, LEDGER_KIND_BALANCE, 1, 0, 0);
+		struct ledger_result result = { 0 };
+		if (netio_client_call(harness->client, &probe, 1, &result, 100, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int wait_exit(pid_t pid, int seconds)
+{
+	for (int i = 0; i < seconds * 100; i++) {
+		int status = 0;
+		pid_t done = waitpid(pid, &status, WNOHANG);
+		if (done == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+int harness_stop(struct harness *harness)
+{
+	if (harness->pid == 0)
+		return -1;
+	kill(harness->pid, SIGTERM);
+	int status = wait_exit(harness->pid, 30);
+	harness->pid = 0;
+	return status;
+}
+
+void harness_kill(struct harness *harness)
+{
+	if (harness->pid == 0)
+		return;
+	kill(harness->pid, SIGKILL);
+	waitpid(harness->pid, NULL, 0);
+	harness->pid = 0;
+}
+
+int harness_audit(struct harness *harness, const char *extra, char *output, size_t size)
+{
+	char path[320];
+	snprintf(path, sizeof(path), "%s/audit.out", harness->dir);
+	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(out >= 0);
+	char *argv[8] = { "payswitch", "audit", harness->data_dir };
+	if (extra != NULL)
+		argv[3] = (char *)extra;
+	int status = -1;
+	run(harness, argv, true, &status, out);
+	close(out);
+	if (output != NULL && size > 0) {
+		FILE *file = fopen(path, "r");
+		size_t got = file ? fread(output, 1, size - 1, file) : 0;
+		output[got] = '\0';
+		if (file)
+			fclose(file);
+	}
+	return status;
+}
+
+void harness_fini(struct harness *harness)
+{
+	harness_kill(harness);
+	if (harness->client)
+		netio_client_close(harness->client);
+	harness->client = NULL;
+	if (getenv("PAYSWITCH_KEEP") == NULL && harness->dir[0] != '\0') {
+		char command[400];
+		snprintf(command, sizeof(command), "rm -rf '%s'", harness->dir);
+		int ignored = system(command);
+		(void)ignored;
+	}
+}
+
+struct ledger_request harness_request(struct harness *harness, uint8_t kind, uint64_t account,
+				      uint64_t other, uint64_t amount)
+{
+	struct ledger_request request = { 0 };
+	request.id = ++harness->next_id;
+	request.timestamp_us = now_us();
+	request.kind = kind;
+	request.account_id = account;
+	request.other_id = other;
+	request.amount = amount;
+	request.currency = 978;
+	return request;
+}
+
+struct ledger_result harness_call(struct harness *harness, const struct ledger_request *request)
+{
+	struct ledger_result result = { 0 };
+	netio_client_call(harness->client, request, 1, &result, 2000, 5);
+	return result;
+}
+
+int harness_call_many(struct harness *harness, const struct ledger_request *requests,
+		      uint32_t count, struct ledger_result *results)
+{
+	uint32_t done = 0;
+	while (done < count) {
+		uint32_t chunk = count - done;
+		if (chunk > NETIO_CLIENT_REQUESTS_MAX)
+			chunk = NETIO_CLIENT_REQUESTS_MAX;
+		int called = netio_client_call(harness->client, requests + done, chunk, results + done,
+					       3000, 5);
+		if (called != 0)
+			return called;
+		done += chunk;
+	}
+	return 0;
+}
+
+void harness_open(struct harness *harness, uint64_t id, uint8_t flags)
+{
+	struct ledger_request request = harness_request(harness, LEDGER_KIND_OPEN, id, 0, 0);
+	request.flags = flags;
+	struct ledger_result result = harness_call(harness, &request);
+	cr_assert_eq(result.code, LEDGER_OK, "open %llu: %s", (unsigned long long)id,
+		     ledger_result_name(result.code));
+}
+
+void harness_deposit(struct harness *harness, uint64_t funding, uint64_t id, uint64_t amount)
+{
+	struct ledger_request request = harness_request(harness, LEDGER_KIND_DEPOSIT, funding, id,
+							amount);
+	struct ledger_result result = harness_call(harness, &request);
+	cr_assert_eq(result.code, LEDGER_OK, "deposit to %llu: %s", (unsigned long long)id,
+		     ledger_result_name(result.code));
+}
+
+int64_t harness_balance(struct harness *harness, uint64_t id)
+{
+	struct ledger_request request = harness_request(harness, LEDGER_KIND_BALANCE, id, 0, 0);
+	struct ledger_result result = harness_call(harness, &request);
+	cr_assert_eq(result.code, LEDGER_OK, "balance of %llu: %s", (unsigned long long)id,
+		     ledger_result_name(result.code));
+	return result.balance;
+}
+
+size_t harness_raw(struct harness *harness, const void *bytes, size_t length, void *reply,
+		   size_t reply_size, int timeout_ms)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(harness->port),
+				       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert(connect(fd, (struct sockaddr *)&address, sizeof(address)) == 0);
+	ssize_t sent = send(fd, bytes, length, 0);
+	cr_assert_eq((size_t)sent, length, "send: %s", strerror(errno));
+	struct pollfd descriptor = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	if (poll(&descriptor, 1, timeout_ms) == 1) {
+		ssize_t received = recv(fd, reply, reply_size, 0);
+		got = received > 0 ? (size_t)received : 0;
+	}
+	close(fd);
+	return got;
+}
+
+long harness_metrics(struct harness *harness, char *buffer, size_t size)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in address = { .sin_family = AF_INET,
+				       .sin_port = htons(harness->metrics_port),
+				       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+		close(fd);
+		return -1;
+	}
+	static const char request[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+	if (send(fd, request, sizeof(request) - 1, 0) < 0) {
+		close(fd);
+		return -1;
+	}
+	size_t total = 0;
+	for (;;) {
+		struct pollfd descriptor = { .fd = fd, .events = POLLIN };
+		if (poll(&descriptor, 1, 5000) != 1 || total + 1 >= size)
+			break;
+		ssize_t got = recv(fd, buffer + total, size - 1 - total, 0);
+		if (got <= 0)
+			break;
+		total += (size_t)got;
+	}
+	buffer[total] = '\0';
+	close(fd);
+	return (long)total;
+}

@@ -1,0 +1,238 @@
+/*
+ * test_switch.c — the real daemon over loopback UDP: payments, exactly-once,
+ * malformed datagrams, backpressure, metrics, clean stop, audit.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define FUNDING 1
+#define EUR 978
+
+static struct harness harness;
+
+static void stop_all(void)
+{
+	harness_fini(&harness);
+}
+
+Test(switch, pays_durably_and_audits_clean, .fini = stop_all, .timeout = 120)
+{
+	harness_init(&harness, 1, NULL);
+	harness.metrics_port = harness_free_port();
+	cr_assert(harness_start(&harness, NULL), "switch did not start");
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, 10, 0);
+	harness_open(&harness, 20, LEDGER_ACCOUNT_MERCHANT);
+	harness_deposit(&harness, FUNDING, 10, 1000);
+	cr_assert_eq(harness_balance(&harness, 10), 1000);
+
+	struct ledger_request coffee = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 350);
+	struct ledger_result result = harness_call(&harness, &coffee);
+	cr_assert_eq(result.code, LEDGER_OK);
+	cr_assert_eq(result.balance, 650, "the receipt shows the payer's balance after");
+	cr_assert_gt(result.sequence, 0, "an approved payment has a journal sequence");
+
+	struct ledger_request too_much = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 651);
+	cr_assert_eq(harness_call(&harness, &too_much).code, LEDGER_INSUFFICIENT_FUNDS);
+	struct ledger_request unknown = harness_request(&harness, LEDGER_KIND_PAY, 999, 20, 1);
+	cr_assert_eq(harness_call(&harness, &unknown).code, LEDGER_PAYER_NOT_FOUND);
+	cr_assert_eq(harness_balance(&harness, 20), 350);
+
+	char metrics[65536];
+	cr_assert_gt(harness_metrics(&harness, metrics, sizeof(metrics)), 0, "metrics answer");
+	cr_assert(strstr(metrics, "payswitch_requests_total{worker=\"0\"}") != NULL);
+	cr_assert(strstr(metrics, "payswitch_journal_commit_latency_us_bucket") != NULL);
+	cr_assert(strstr(metrics, "payswitch_results_total{code=\"INSUFFICIENT_FUNDS\"} 1") != NULL,
+		  "results by code are counted");
+
+	cr_assert_eq(harness_stop(&harness), 0, "a clean stop exits 0");
+	char report[16384];
+	cr_assert_eq(harness_audit(&harness, NULL, report, sizeof(report)), 0, "audit: %s", report);
+
+	/* A restart recovers from the snapshot the clean stop wrote. */
+	cr_assert(harness_start(&harness, NULL));
+	cr_assert_eq(harness_balance(&harness, 10), 650);
+	cr_assert_eq(harness_balance(&harness, 20), 350);
+}
+
+Test(switch, repeats_answer_the_original_outcome, .fini = stop_all, .timeout = 120)
+{
+	harness_init(&harness, 2, NULL);
+	cr_assert(harness_start(&harness, NULL));
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, 10, 0);
+	harness_open(&harness, 20, 0);
+	harness_deposit(&harness, FUNDING, 10, 500);
+
+	struct ledger_request pay = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 100);
+	struct ledger_result first = harness_call(&harness, &pay);
+	cr_assert_eq(first.code, LEDGER_OK);
+	for (int retry = 0; retry < 5; retry++) {
+		struct ledger_result again = harness_call(&harness, &pay);
+		cr_assert_eq(again.code, LEDGER_OK, "a retry answers the original outcome");
+		cr_assert(again.flags & LEDGER_RESULT_DUPLICATE, "and says it is a repeat");
+	}
+	cr_assert_eq(harness_balance(&harness, 10), 400, "the payer paid once");
+	cr_assert_eq(harness_balance(&harness, 20), 100, "the payee was credited once");
+
+	struct ledger_request changed = pay;
+	changed.amount = 101;
+	cr_assert_eq(harness_call(&harness, &changed).code, LEDGER_ID_REUSED);
+
+	/* The same datagram delivered three times (a duplicating network). */
+	struct ledger_request second = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 50);
+	uint8_t datagram[NETIO_DATAGRAM_MAX];
+	size_t length = netio_encode_requests(datagram, sizeof(datagram), 77, 1, &second, 1);
+	for (int copy = 0; copy < 3; copy++) {
+		uint8_t reply[NETIO_REPLY_MAX] __attribute__((aligned(8)));
+		size_t got = harness_raw(&harness, datagram, length, reply, sizeof(reply), 3000);
+		struct netio_view view;
+		cr_assert_eq(netio_decode(reply, got, &view), LEDGER_OK);
+		cr_assert_eq(view.count, 1);
+		cr_assert_eq(view.results[0].code, LEDGER_OK);
+		cr_assert_eq(view.header.client_id, 77);
+	}
+	cr_assert_eq(harness_balance(&harness, 10), 350);
+	cr_assert_eq(harness_balance(&harness, 20), 150);
+
+	/* Older than the deduplication window: refused, so the window is a promise. */
+	struct ledger_request stale = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 1);
+	stale.timestamp_us -= 3600ull * 1000000u;
+	cr_assert_eq(harness_call(&harness, &stale).code, LEDGER_TOO_OLD);
+	cr_assert_eq(harness_stop(&harness), 0);
+	cr_assert_eq(harness_audit(&harness, NULL, NULL, 0), 0);
+}
+
+/* Sends raw bytes and returns the single result code answered, or -1 if none. */
+static int raw_code(const void *bytes, size_t length)
+{
+	uint8_t reply[NETIO_REPLY_MAX] __attribute__((aligned(8)));
+	size_t got = harness_raw(&harness, bytes, length, reply, sizeof(reply), 1000);
+	if (got == 0)
+		return -1;
+	struct netio_view view;
+	cr_assert_eq(netio_decode(reply, got, &view), LEDGER_OK, "the answer itself is well formed");
+	cr_assert_geq(view.count, 1);
+	return view.results[0].code;
+}
+
+Test(switch, malformed_datagrams_get_clear_answers, .fini = stop_all, .timeout = 120)
+{
+	harness_init(&harness, 1, NULL);
+	harness.metrics_port = harness_free_port();
+	cr_assert(harness_start(&harness, NULL));
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, 10, 0);
+
+	struct ledger_request pay = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 5);
+	uint8_t good[NETIO_DATAGRAM_MAX + 128] __attribute__((aligned(8)));
+	size_t length = netio_encode_requests(good, sizeof(good), 9, 1, &pay, 1);
+
+	/* Short: fewer bytes than a header. The sender has an address: answered. */
+	cr_assert_eq(raw_code(good, 7), LEDGER_FORMAT_ERROR);
+	/* Wrong magic. */
+	uint8_t bad[sizeof(good)] __attribute__((aligned(8)));
+	memcpy(bad, good, length);
+	bad[0] ^= 0xff;
+	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
+	/* Wrong version: answered WRONG_VERSION. */
+	memcpy(bad, good, length);
+	((struct netio_header *)bad)->version = 9;
+	cr_assert_eq(raw_code(bad, length), LEDGER_WRONG_VERSION);
+	/* Count beyond the datagram. */
+	memcpy(bad, good, length);
+	((struct netio_header *)bad)->count = 5;
+	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
+	/* Oversized. */
+	memset(bad, 0, sizeof(bad));
+	memcpy(bad, good, length);
+	cr_assert_eq(raw_code(bad, NETIO_DATAGRAM_MAX + 64), LEDGER_FORMAT_ERROR);
+	/* A request with an amount over INT64_MAX: that request is refused. */
+	memcpy(bad, good, length);
+	((struct ledger_request *)(bad + NETIO_HEADER_SIZE))->amount = UINT64_MAX;
+	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
+	/* Random bytes: never a crash. */
+	srand(7);
+	for (int i = 0; i < 500; i++) {
+		size_t size = 1 + (size_t)rand() % 600;
+		for (size_t b = 0; b < size; b++)
+			bad[b] = (uint8_t)rand();
+		if (i % 2 == 0)
+			memcpy(bad, good, 4); /* right magic, random rest */
+		uint8_t reply[NETIO_REPLY_MAX];
+		harness_raw(&harness, bad, size, reply, sizeof(reply), 0);
+	}
+	/* Still serving everyone else, and nothing reached the ledger. */
+	cr_assert_eq(harness_balance(&harness, 10), 0);
+	cr_assert_eq(raw_code(good, length), LEDGER_OK);
+	cr_assert_eq(harness_balance(&harness, 10), 5);
+
+	char metrics[65536];
+	cr_assert_gt(harness_metrics(&harness, metrics, sizeof(metrics)), 0);
+	const char *malformed = strstr(metrics, "payswitch_malformed_datagrams_total{worker=\"0\"} ");
+	cr_assert(malformed != NULL);
+	cr_assert_geq(strtoull(malformed + strlen("payswitch_malformed_datagrams_total{worker=\"0\"} "),
+			       NULL, 10), 5, "malformed datagrams are counted");
+	cr_assert_eq(harness_stop(&harness), 0);
+	cr_assert_eq(harness_audit(&harness, NULL, NULL, 0), 0);
+}
+
+Test(switch, full_rings_answer_busy_and_lose_nothing, .fini = stop_all, .timeout = 180)
+{
+	harness_init(&harness, 1, NULL);
+	/* Rings of 16: a burst of 32 requests for one shard can never all fit. */
+	static const char *const small_rings[] = { "--ring-size", "16", NULL };
+	cr_assert(harness_start(&harness, small_rings));
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, 10, 0);
+
+	enum { ROUNDS = 20, COUNT = NETIO_BATCH_MAX };
+	static struct ledger_request requests[COUNT];
+	static struct ledger_result results[COUNT];
+	uint64_t approved = 0;
+	uint64_t busy = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		for (int i = 0; i < COUNT; i++)
+			requests[i] = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 1);
+		cr_assert_eq(netio_client_call(harness.client, requests, COUNT, results, 3000, 0), 0,
+			     "every request of a full ring is answered");
+		for (int i = 0; i < COUNT; i++) {
+			cr_assert(results[i].code == LEDGER_OK || results[i].code == LEDGER_BUSY,
+				  "code %u", results[i].code);
+			approved += results[i].code == LEDGER_OK;
+			busy += results[i].code == LEDGER_BUSY;
+		}
+	}
+	cr_assert_gt(busy, 0, "a ring of 16 cannot take a burst of 32");
+	cr_assert_eq((uint64_t)harness_balance(&harness, 10), approved,
+		     "exactly the approved deposits landed");
+	/* BUSY requests retried with the same ids go through exactly once. */
+	cr_assert_eq(harness_stop(&harness), 0);
+	cr_assert_eq(harness_audit(&harness, NULL, NULL, 0), 0);
+}
+
+Test(cli, commands_explain_themselves, .timeout = 30)
+{
+	const char *binary = getenv("PAYSWITCH");
+	cr_assert(binary != NULL);
+	char command[512];
+	static const char *const helps[] = { "--help", "start --help", "format --help",
+					     "account --help", "audit --help", "config" };
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
+		snprintf(command, sizeof(command), "'%s' %s >/dev/null 2>&1", binary, helps[i]);
+		cr_assert_eq(system(command), 0, "payswitch %s", helps[i]);
+	}
+	snprintf(command, sizeof(command), "'%s' frobnicate >/dev/null 2>&1", binary);
+	cr_assert_eq(WEXITSTATUS(system(command)), 2, "unknown command: usage error");
+	snprintf(command, sizeof(command),
+		 "'%s' start --data-dir /nonexistent/payswitch --listen 127.0.0.1:%u --metrics "
+		 "127.0.0.1:0 >/dev/null 2>&1", binary, harness_free_port());
+	cr_assert_eq(WEXITSTATUS(system(command)), 1, "an unformatted data dir is refused");
+	snprintf(command, sizeof(command), "'%s' start --shards nine >/dev/null 2>&1", binary);
+	cr_assert_eq(WEXITSTATUS(system(command)), 2, "a bad flag value is a usage error");
+}

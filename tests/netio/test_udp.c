@@ -1,0 +1,483 @@
+/*
+ * test_udp.c — the client library against the UDP transport over 127.0.0.1.
+ * Each test starts a tiny echo server thread on the transport: it answers
+ * every request with an OK result (balance = amount, sequence = position),
+ * or a FORMAT_ERROR for requests netio_request_check() refuses. Options make
+ * it drop datagrams, split replies like independent shards, or refuse whole
+ * datagrams.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "netio.h"
+
+struct echo_server {
+	struct netio_transport *transport;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_uint_fast64_t received;   /* request datagrams seen */
+	uint32_t drop_first;             /* request datagrams to drop before answering */
+	bool split;                      /* answer odd and even positions separately, odd first */
+	uint16_t refuse_code;            /* != 0: answer every datagram with ERROR(code) */
+	struct netio_transport_stats stats; /* filled by echo_stop() */
+};
+
+/* Builds and sends the answer to one valid request datagram. */
+static void echo_answer(struct echo_server *server, const struct netio_view *view,
+			const struct netio_peer *peer)
+{
+	alignas(64) static _Thread_local uint8_t out[2][NETIO_REPLY_MAX];
+	static _Thread_local struct ledger_result results[2][NETIO_BATCH_MAX];
+	uint32_t counts[2] = {0, 0};
+	for (uint32_t i = 0; i < view->count; i++) {
+		const struct ledger_request *request = &view->requests[i];
+		uint32_t part = server->split ? (i % 2 == 0) : 0;
+		struct ledger_result *result = &results[part][counts[part]++];
+		uint16_t code = netio_request_check(request);
+		if (code != LEDGER_OK) {
+			netio_result_refuse(request, code, result);
+			continue;
+		}
+		memset(result, 0, sizeof(*result));
+		result->id = request->id;
+		result->balance = (int64_t)request->amount;
+		result->amount = request->amount;
+		result->sequence = i + 1;
+	}
+	struct netio_datagram replies[2];
+	uint32_t n = 0;
+	for (uint32_t part = 0; part < 2; part++) {
+		if (counts[part] == 0)
+			continue;
+		replies[n].data = out[part];
+		replies[n].length = (uint32_t)netio_encode_results(
+			out[part], sizeof(out[part]), view->header.client_id,
+			view->header.sequence, results[part], counts[part]);
+		replies[n].peer = *peer;
+		n++;
+	}
+	/* Server thread: plain assert (Criterion's asserts belong to the test thread). */
+	uint32_t sent = netio_transport_tx_burst(server->transport, replies, n);
+	assert(sent == n);
+	(void)sent;
+}
+
+static void echo_one(struct echo_server *server, const struct netio_datagram *datagram)
+{
+	alignas(64) uint8_t error[NETIO_ERROR_SIZE];
+	struct netio_view view;
+	uint16_t code = netio_decode(datagram->data, datagram->length, &view);
+	if (code == LEDGER_OK && view.header.type != NETIO_TYPE_REQUEST)
+		return;
+	size_t size = 0;
+	if (code != LEDGER_OK) {
+		size = netio_encode_refusal(&view, code, error, sizeof(error));
+	} else {
+		uint64_t seen = atomic_fetch_add(&server->received, 1);
+		if (seen < server->drop_first)
+			return;
+		if (server->refuse_code != 0)
+			size = netio_encode_error(error, sizeof(error), view.header.client_id,
+						  view.header.sequence, view.first_request_id,
+						  server->refuse_code);
+		else
+			echo_answer(server, &view, &datagram->peer);
+	}
+	if (size != 0) {
+		struct netio_datagram reply = {.data = error, .length = (uint32_t)size,
+					       .peer = datagram->peer};
+		uint32_t sent = netio_transport_tx_burst(server->transport, &reply, 1);
+		assert(sent == 1);
+		(void)sent;
+	}
+}
+
+static void *echo_main(void *argument)
+{
+	struct echo_server *server = argument;
+	struct netio_datagram datagrams[NETIO_BURST_MAX];
+	while (!atomic_load(&server->stop)) {
+		int n = netio_transport_rx_burst(server->transport, datagrams, NETIO_BURST_MAX, 10);
+		assert(n >= 0);
+		for (int i = 0; i < n; i++)
+			echo_one(server, &datagrams[i]);
+	}
+	return NULL;
+}
+
+static void echo_start(struct echo_server *server)
+{
+	struct netio_transport_config config = {.bind_host = "127.0.0.1", .port = 0};
+	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &server->transport), 0);
+	cr_assert_gt(netio_transport_port(server->transport), 0);
+	atomic_store(&server->stop, false);
+	cr_assert_eq(pthread_create(&server->thread, NULL, echo_main, server), 0);
+}
+
+static void echo_stop(struct echo_server *server)
+{
+	atomic_store(&server->stop, true);
+	pthread_join(server->thread, NULL);
+	netio_transport_stats_read(server->transport, &server->stats);
+	netio_transport_close(server->transport);
+}
+
+static struct netio_client *connect_to(struct echo_server *server)
+{
+	int error = 0;
+	struct netio_client *client =
+		netio_client_open("127.0.0.1", netio_transport_port(server->transport), &error);
+	cr_assert_not_null(client, "open: %s", strerror(-error));
+	cr_assert_neq(netio_client_id(client), 0);
+	return client;
+}
+
+static void make_requests(struct ledger_request *requests, uint32_t count, uint64_t first_id)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		memset(&requests[i], 0, sizeof(requests[i]));
+		requests[i].id = first_id + i;
+		requests[i].account_id = 1 + i;
+		requests[i].other_id = 100000 + i;
+		requests[i].amount = 10 * (first_id + i);
+		requests[i].currency = 978;
+		requests[i].kind = LEDGER_KIND_PAY;
+	}
+}
+
+static void assert_echoed(const struct ledger_request *requests,
+			  const struct ledger_result *results, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		cr_assert_eq(results[i].id, requests[i].id, "result %u", i);
+		cr_assert_eq(results[i].code, LEDGER_OK, "result %u code %u", i, results[i].code);
+		cr_assert_eq(results[i].amount, requests[i].amount, "result %u", i);
+		cr_assert_eq(results[i].sequence, i % NETIO_BATCH_MAX + 1, "result %u", i);
+	}
+}
+
+static struct ledger_request requests[NETIO_CLIENT_REQUESTS_MAX];
+static struct ledger_result results[NETIO_CLIENT_REQUESTS_MAX];
+
+Test(udp, call_one_request, .timeout = 30)
+{
+	struct echo_server server = {0};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 1, 1);
+	cr_assert_eq(netio_client_call(client, requests, 1, results, 1000, 3), 0);
+	assert_echoed(requests, results, 1);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 1);
+	cr_assert_eq(stats.retransmits, 0);
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, call_full_batch, .timeout = 30)
+{
+	struct echo_server server = {0};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, NETIO_BATCH_MAX, 500);
+	cr_assert_eq(netio_client_call(client, requests, NETIO_BATCH_MAX, results, 1000, 3), 0);
+	assert_echoed(requests, results, NETIO_BATCH_MAX);
+	cr_assert_eq(atomic_load(&server.received), 1, "128 requests are one datagram");
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, call_many_datagrams, .timeout = 60)
+{
+	struct echo_server server = {0};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	for (uint32_t round = 0; round < 20; round++) {
+		uint32_t count = round == 0 ? NETIO_CLIENT_REQUESTS_MAX : 1 + round * 97;
+		make_requests(requests, count, 1 + round * 10000);
+		cr_assert_eq(netio_client_call(client, requests, count, results, 2000, 5), 0);
+		assert_echoed(requests, results, count);
+	}
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, retransmit_same_bytes_after_drop, .timeout = 30)
+{
+	struct echo_server server = {.drop_first = 1};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 3, 42);
+	cr_assert_eq(netio_client_call(client, requests, 3, results, 300, 3), 0);
+	assert_echoed(requests, results, 3);
+	/* Not exact counts: a slow machine may retransmit once more. */
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_geq(stats.retransmits, 1);
+	cr_assert_geq(atomic_load(&server.received), 2);
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, retransmit_only_unanswered_datagrams, .timeout = 30)
+{
+	/* 3 datagrams; the first one sent is dropped: only it is sent again. */
+	struct echo_server server = {.drop_first = 1};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 300, 1000);
+	cr_assert_eq(netio_client_call(client, requests, 300, results, 500, 3), 0);
+	assert_echoed(requests, results, 300);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 3);
+	/* Resending all three would make it >= 3 after one timeout. */
+	cr_assert_geq(stats.retransmits, 1);
+	cr_assert_lt(stats.retransmits, 3);
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, timeout_after_retries, .timeout = 30)
+{
+	struct echo_server server = {.drop_first = UINT32_MAX};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 2, 7);
+	cr_assert_eq(netio_client_call(client, requests, 2, results, 20, 2), -ETIMEDOUT);
+	for (uint32_t i = 0; i < 2; i++) {
+		cr_assert_eq(results[i].id, requests[i].id);
+		cr_assert_eq(results[i].code, NETIO_CODE_NO_ANSWER);
+	}
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.retransmits, 2);
+	cr_assert_geq(atomic_load(&server.received), 1);
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, split_replies_matched_by_id, .timeout = 30)
+{
+	struct echo_server server = {.split = true};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	for (uint32_t count = 1; count <= NETIO_BATCH_MAX; count += 127) {
+		make_requests(requests, count, 9000 + count);
+		cr_assert_eq(netio_client_call(client, requests, count, results, 1000, 3), 0);
+		assert_echoed(requests, results, count);
+	}
+	/* Three datagrams, six reply parts. */
+	make_requests(requests, 384, 20000);
+	cr_assert_eq(netio_client_call(client, requests, 384, results, 1000, 3), 0);
+	assert_echoed(requests, results, 384);
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, duplicate_ids_in_one_datagram, .timeout = 30)
+{
+	struct echo_server server = {.split = true};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 4, 70);
+	requests[2].id = requests[0].id;
+	cr_assert_eq(netio_client_call(client, requests, 4, results, 1000, 3), 0);
+	for (uint32_t i = 0; i < 4; i++) {
+		cr_assert_eq(results[i].id, requests[i].id);
+		cr_assert_eq(results[i].code, LEDGER_OK);
+	}
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, refused_requests_answer_alone, .timeout = 30)
+{
+	struct echo_server server = {0};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 5, 300);
+	requests[1].currency = 0;
+	requests[3].kind = LEDGER_KIND_CREDIT;
+	cr_assert_eq(netio_client_call(client, requests, 5, results, 1000, 3), 0);
+	const uint16_t expected[] = {LEDGER_OK, LEDGER_FORMAT_ERROR, LEDGER_OK,
+				     LEDGER_FORMAT_ERROR, LEDGER_OK};
+	for (uint32_t i = 0; i < 5; i++) {
+		cr_assert_eq(results[i].id, requests[i].id);
+		cr_assert_eq(results[i].code, expected[i], "request %u", i);
+	}
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, error_datagram_answers_whole_datagram, .timeout = 30)
+{
+	struct echo_server server = {.refuse_code = LEDGER_BUSY};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	make_requests(requests, 130, 1);
+	cr_assert_eq(netio_client_call(client, requests, 130, results, 1000, 3), 0);
+	for (uint32_t i = 0; i < 130; i++) {
+		cr_assert_eq(results[i].id, requests[i].id);
+		cr_assert_eq(results[i].code, LEDGER_BUSY);
+	}
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+/* A raw socket speaks to the server, as a broken or future client would. */
+static void raw_exchange(struct echo_server *server, const void *data, size_t length,
+			 struct netio_view *view, uint8_t *answer)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET,
+				      .sin_port = htons(netio_transport_port(server->transport)),
+				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct timeval wait = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+	cr_assert_eq(sendto(fd, data, length, 0, (struct sockaddr *)&address, sizeof(address)),
+		     (ssize_t)length);
+	ssize_t got = recv(fd, answer, NETIO_RX_BUFFER_BYTES, 0);
+	cr_assert_gt(got, 0);
+	cr_assert_eq(netio_decode(answer, (size_t)got, view), LEDGER_OK);
+	close(fd);
+}
+
+Test(udp, datagram_errors_are_answered, .timeout = 30)
+{
+	struct echo_server server = {0};
+	echo_start(&server);
+	alignas(64) static uint8_t datagram[NETIO_RX_BUFFER_BYTES + 100];
+	alignas(64) static uint8_t answer[NETIO_RX_BUFFER_BYTES];
+	struct netio_view view;
+
+	make_requests(requests, 2, 55);
+	size_t length = netio_encode_requests(datagram, sizeof(datagram), 77, 88, requests, 2);
+	((struct netio_header *)(void *)datagram)->version = 7;
+	raw_exchange(&server, datagram, length, &view, answer);
+	cr_assert_eq(view.header.type, NETIO_TYPE_ERROR);
+	cr_assert_eq(view.header.client_id, 77);
+	cr_assert_eq(view.header.sequence, 88);
+	cr_assert_eq(view.results[0].code, LEDGER_WRONG_VERSION);
+	cr_assert_eq(view.results[0].id, 55);
+
+	raw_exchange(&server, "hello", 5, &view, answer);
+	cr_assert_eq(view.header.type, NETIO_TYPE_ERROR);
+	cr_assert_eq(view.results[0].code, LEDGER_FORMAT_ERROR);
+	cr_assert_eq(view.results[0].id, 0);
+
+	/* Oversized: bigger than the receive buffer, so cut by the kernel. */
+	length = netio_encode_requests(datagram, sizeof(datagram), 77, 89, requests, 1);
+	raw_exchange(&server, datagram, sizeof(datagram), &view, answer);
+	cr_assert_eq(view.results[0].code, LEDGER_FORMAT_ERROR);
+	cr_assert_eq(view.header.sequence, 89);
+	echo_stop(&server);
+	cr_assert_eq(server.stats.rx_truncated, 1);
+	cr_assert_eq(server.stats.rx_datagrams, 3);
+	cr_assert_eq(server.stats.tx_datagrams, 3);
+	cr_assert_gt(server.stats.rcvbuf_bytes, 0);
+}
+
+Test(udp, async_send_and_poll, .timeout = 60)
+{
+	struct echo_server server = {.split = true};
+	echo_start(&server);
+	struct netio_client *client = connect_to(&server);
+	for (uint32_t per = 1; per <= NETIO_BATCH_MAX; per += 127) {
+		uint32_t count = per * 16;
+		make_requests(requests, count, 1 + per * 100000);
+		uint64_t first = 0;
+		int sent = netio_client_send(client, requests, count, per, &first);
+		cr_assert_eq(sent, 16, "sent %d", sent);
+		uint32_t answered = 0;
+		for (int turn = 0; turn < 1000 && answered < count; turn++) {
+			struct netio_reply replies[NETIO_BURST_MAX];
+			int n = netio_client_poll(client, replies, NETIO_BURST_MAX, 1000);
+			cr_assert_geq(n, 0);
+			for (int r = 0; r < n; r++) {
+				cr_assert_eq(replies[r].type, NETIO_TYPE_REPLY);
+				cr_assert(replies[r].sequence >= first && replies[r].sequence < first + 16);
+				uint32_t datagram = (uint32_t)(replies[r].sequence - first);
+				for (uint32_t i = 0; i < replies[r].count; i++) {
+					uint64_t id = replies[r].results[i].id;
+					cr_assert(id >= requests[datagram * per].id &&
+						  id < requests[datagram * per].id + per);
+				}
+				answered += replies[r].count;
+			}
+		}
+		cr_assert_eq(answered, count);
+	}
+	netio_client_close(client);
+	echo_stop(&server);
+}
+
+Test(udp, reuseport_workers_share_a_port, .timeout = 30)
+{
+	struct netio_transport *first = NULL, *second = NULL;
+	struct netio_transport_config config = {.bind_host = "127.0.0.1", .port = 0,
+						.burst_max = 8};
+	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &first), 0);
+	config.port = netio_transport_port(first);
+	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &second), 0);
+	cr_assert_eq(netio_transport_port(second), config.port);
+	char text[64];
+	struct netio_peer peer;
+	memset(&peer, 0, sizeof(peer));
+	struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons(4000),
+				  .sin_addr.s_addr = htonl(0xc0000201)};
+	memcpy(peer.bytes, &in4, sizeof(in4));
+	cr_assert_str_eq(netio_transport_udp.peer_format(&peer, text, sizeof(text)),
+			 "192.0.2.1:4000");
+	struct netio_datagram none[1];
+	cr_assert_eq(netio_transport_rx_burst(first, none, 1, 0), 0);
+	netio_transport_close(second);
+	netio_transport_close(first);
+}
+
+Test(udp, bad_open_arguments, .timeout = 30)
+{
+	int error = 0;
+	cr_assert_null(netio_client_open("", 7, &error));
+	cr_assert_eq(error, -EINVAL);
+	cr_assert_null(netio_client_open("127.0.0.1", 0, &error));
+	cr_assert_eq(error, -EINVAL);
+	cr_assert_null(netio_client_open("no-such-host.invalid", 7, &error));
+	cr_assert_eq(error, -EHOSTUNREACH);
+	struct netio_transport *transport = NULL;
+	struct netio_transport_config config = {.bind_host = "127.0.0.1", .burst_max = 99};
+	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &transport), -EINVAL);
+	cr_assert_null(transport);
+}
+
+Test(udp, wake_fd_ends_the_wait, .timeout = 30)
+{
+	int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	cr_assert_gt(wake, 0);
+	struct netio_transport *transport = NULL;
+	struct netio_transport_config config = {.bind_host = "127.0.0.1", .wake_fd = wake};
+	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &transport), 0);
+	uint64_t one = 1;
+	cr_assert_eq(write(wake, &one, sizeof(one)), (ssize_t)sizeof(one));
+	struct netio_datagram datagrams[NETIO_BURST_MAX];
+	/* Would sleep 20 s without the wake: the test's timeout is 30 s. */
+	cr_assert_eq(netio_transport_rx_burst(transport, datagrams, NETIO_BURST_MAX, 20000), 0);
+	uint64_t value;
+	cr_assert_eq(read(wake, &value, sizeof(value)), -1, "rx_burst drained the eventfd");
+	struct netio_transport_stats stats;
+	netio_transport_stats_read(transport, &stats);
+	cr_assert_eq(stats.rx_wakeups, 1);
+	netio_transport_close(transport);
+	close(wake);
+}
