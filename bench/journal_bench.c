@@ -174,12 +174,14 @@ static void drive(struct ledger *ledger, struct journal_writer *writer, uint64_t
 
 /* Opens accounts 1 (funding) and 2..N+1 with an overdraft, in the journal too. */
 static void open_accounts(struct ledger *ledger, struct journal_writer *writer, uint64_t accounts,
-			  uint64_t *next_id, uint64_t now_us)
+			  uint64_t *next_id, uint64_t *now_pointer)
 {
 	enum { BATCH = 256 };
 	struct ledger_request requests[BATCH];
 	struct ledger_result results[BATCH];
 	for (uint64_t first = 1; first <= accounts + 1; first += BATCH) {
+		/* One timestamp per batch: the window evicts by age, never a batch's peers. */
+		uint64_t now_us = ++*now_pointer;
 		uint32_t batch = 0;
 		for (uint64_t id = first; id < first + BATCH && id <= accounts + 1; id++)
 			requests[batch++] = (struct ledger_request){.id = ++*next_id,
@@ -188,6 +190,8 @@ static void open_accounts(struct ledger *ledger, struct journal_writer *writer, 
 				.flags = id == 1 ? LEDGER_ACCOUNT_FUNDING : 0};
 		ledger_apply(ledger, now_us, requests, results, batch);
 		for (uint32_t i = 0; i < batch; i++) {
+			if (results[i].code != LEDGER_OK)
+				die("open", ledger_result_name(results[i].code));
 			int code;
 			while ((code = journal_append(writer, now_us, &requests[i], &results[i])) == -ENOBUFS)
 				while (journal_commit(writer) == -EBUSY)
@@ -233,7 +237,7 @@ static void bench_replay(const struct bench_options *options, struct replay_figu
 	struct ledger *ledger = bench_ledger(&config);
 	uint64_t next_id = 0, now_us = BENCH_T0, rng = 42;
 	double start = now_seconds();
-	open_accounts(ledger, writer, options->accounts, &next_id, now_us);
+	open_accounts(ledger, writer, options->accounts, &next_id, &now_us);
 	drive(ledger, writer, options->accounts, options->records, &next_id, &now_us, &rng);
 	while (journal_commit(writer) == -EBUSY || journal_in_flight(writer) > 0)
 		journal_poll(writer, true);
@@ -298,6 +302,7 @@ static int parse(int argc, char **argv, struct bench_options *options)
 	static const struct option long_options[] = {{"dir", 1, 0, 'd'}, {"seconds", 1, 0, 's'},
 		{"accounts", 1, 0, 'a'}, {"records", 1, 0, 'r'}, {"json", 0, 0, 'j'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+	memset(options, 0, sizeof(*options));
 	snprintf(options->dir, sizeof(options->dir), "build-journal/bench-data");
 	options->seconds = 2;
 	options->accounts = 1000000;

@@ -131,7 +131,7 @@ static void stage_request(struct engine_worker *worker, uint32_t slot,
 	message->slot = slot;
 }
 
-/* Answers a datagram as a whole (refused framing, or no free slot). */
+/* Answers a datagram whose framing the codec refused. */
 static void refuse_datagram(struct engine_worker *worker, const struct netio_datagram *datagram,
 			    const struct netio_view *view, uint16_t code)
 {
@@ -139,6 +139,21 @@ static void refuse_datagram(struct engine_worker *worker, const struct netio_dat
 	size_t length = netio_encode_refusal(view, code, buffer, NETIO_REPLY_MAX);
 	if (length > 0)
 		tx_commit(worker, length);
+}
+
+/* Answers every request of a well-formed datagram with `code` (BUSY when no
+ * reply slot is free, UNAVAILABLE after a journal failure). */
+static void refuse_requests(struct engine_worker *worker, const struct netio_datagram *datagram,
+			    const struct netio_view *view, uint16_t code)
+{
+	void *buffer = tx_buffer(worker, &datagram->peer);
+	struct ledger_result *results =
+		(struct ledger_result *)((uint8_t *)buffer + NETIO_HEADER_SIZE);
+	for (uint32_t i = 0; i < view->count; i++)
+		netio_result_refuse(&view->requests[i], code, &results[i]);
+	size_t length = netio_encode_results(buffer, NETIO_REPLY_MAX, view->header.client_id,
+					     view->header.sequence, results, view->count);
+	tx_commit(worker, length);
 }
 
 static void handle_datagram(struct engine_worker *worker, const struct netio_datagram *datagram)
@@ -157,10 +172,13 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 		refuse_datagram(worker, datagram, &view, code);
 		return;
 	}
-	if (worker->slot_free_head == ENGINE_SLOT_NONE || atomic_load(&worker->engine->failed)) {
+	if (atomic_load(&worker->engine->failed)) {
+		refuse_requests(worker, datagram, &view, LEDGER_UNAVAILABLE);
+		return;
+	}
+	if (worker->slot_free_head == ENGINE_SLOT_NONE) {
 		metrics_add(&worker->stats.busy, view.count);
-		refuse_datagram(worker, datagram, &view,
-				atomic_load(&worker->engine->failed) ? LEDGER_UNAVAILABLE : LEDGER_BUSY);
+		refuse_requests(worker, datagram, &view, LEDGER_BUSY);
 		return;
 	}
 	uint32_t index = worker->slot_free_head;

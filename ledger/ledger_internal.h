@@ -82,6 +82,10 @@ struct ledger {
 	uint64_t *window_index;       /* low 32: ring position + 1 (0 empty); high 32: hash >> 32 */
 	uint64_t window_mask;         /* window index slots - 1 (power of two) */
 	uint64_t evicted_watermark;   /* max timestamp evicted from the ring */
+	/* Id hashes of the entries the next inserts will evict, computed by the
+	 * prefetch pass (position + 1 tags each; 0 = none). */
+	uint64_t evict_tag[LEDGER_CHUNK];
+	uint64_t evict_hash[LEDGER_CHUNK];
 	bool evicted_any;
 
 	struct ledger_hold *holds;
@@ -171,7 +175,7 @@ struct ledger_window_entry *ledger_window_find(const struct ledger *ledger, uint
 					       uint64_t hash);
 void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entry *entry,
 			  uint64_t hash);
-void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead);
+void ledger_window_prefetch_eviction(struct ledger *ledger, uint32_t ahead);
 
 
 /* ---- holds (ledger_holds.c) ---------------------------------------------- */

@@ -42,9 +42,8 @@ static void ledger_window_unindex(struct ledger *ledger, uint64_t position, uint
 	uint64_t mask = ledger->window_mask;
 	uint64_t slot = ledger_window_home(ledger, hash >> 32);
 	uint64_t want = position + 1;
-	for (uint64_t probe = 0; (uint32_t)ledger->window_index[slot] != want; probe++) {
-		assert(probe <= mask && "an evicted entry is always indexed");
-		assert(ledger->window_index[slot] != 0);
+	while ((uint32_t)ledger->window_index[slot] != want) {
+		assert(ledger->window_index[slot] != 0 && "an evicted entry is always indexed");
 		slot = (slot + 1) & mask;
 	}
 	uint64_t hole = slot;
@@ -74,7 +73,10 @@ static void ledger_window_evict_oldest(struct ledger *ledger)
 	if (!ledger->evicted_any || oldest->timestamp_us > ledger->evicted_watermark)
 		ledger->evicted_watermark = oldest->timestamp_us;
 	ledger->evicted_any = true;
-	ledger_window_unindex(ledger, position, ledger_hash_id(oldest->id));
+	uint64_t cached = position % LEDGER_CHUNK;
+	uint64_t hash = ledger->evict_tag[cached] == position + 1 ? ledger->evict_hash[cached]
+								 : ledger_hash_id(oldest->id);
+	ledger_window_unindex(ledger, position, hash);
 	ledger->ring_count--;
 }
 
@@ -87,6 +89,7 @@ void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entr
 		ledger_window_evict_oldest(ledger);
 	uint64_t position = ledger->ring_next;
 	ledger->ring[position] = *entry;
+	ledger->evict_tag[position % LEDGER_CHUNK] = 0; /* the cached hash was the evicted entry's */
 	uint64_t high = hash >> 32;
 	uint64_t slot = ledger_window_home(ledger, high);
 	while (ledger->window_index[slot] != 0)
@@ -99,7 +102,7 @@ void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entr
 
 /* Prefetches the index slots of the entries the next `ahead` inserts will
  * evict: the ring is read sequentially (cheap), the index slot is random. */
-void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead)
+void ledger_window_prefetch_eviction(struct ledger *ledger, uint32_t ahead)
 {
 	uint64_t capacity = ledger->config.transfers_max;
 	if (ledger->ring_count + ahead <= capacity)
@@ -108,6 +111,8 @@ void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead
 	for (uint32_t i = 0; i < ahead && i < capacity; i++) {
 		uint64_t hash = ledger_hash_id(ledger->ring[position].id);
 		__builtin_prefetch(&ledger->window_index[(hash >> 32) & ledger->window_mask], 1, 3);
+		ledger->evict_tag[position % LEDGER_CHUNK] = position + 1;
+		ledger->evict_hash[position % LEDGER_CHUNK] = hash;
 		position = position + 1 == capacity ? 0 : position + 1;
 	}
 }

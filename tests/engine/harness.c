@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +53,12 @@ static pid_t run(struct harness *harness, char *const *argv, bool wait, int *sta
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		if (!wait && harness->file_size_limit != 0) {
+			/* A write past the limit fails with EFBIG instead of killing. */
+			signal(SIGXFSZ, SIG_IGN);
+			struct rlimit limit = { harness->file_size_limit, harness->file_size_limit };
+			setrlimit(RLIMIT_FSIZE, &limit);
+		}
 		int log = open(harness->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (log >= 0) {
 			dup2(stdout_fd >= 0 ? stdout_fd : log, 1);

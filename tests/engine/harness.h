@@ -25,6 +25,8 @@ struct harness {
 	uint32_t shards;
 	struct netio_client *client;
 	uint64_t next_id;
+	uint64_t file_size_limit;  /* RLIMIT_FSIZE of the next start (0: none): makes
+	                            * journal writes fail with EFBIG like a full disk */
 };
 
 /* Creates a temp dir and formats a data dir with `shards` shards and the given

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "harness.h"
@@ -235,4 +236,95 @@ Test(cli, commands_explain_themselves, .timeout = 30)
 	cr_assert_eq(WEXITSTATUS(system(command)), 1, "an unformatted data dir is refused");
 	snprintf(command, sizeof(command), "'%s' start --shards nine >/dev/null 2>&1", binary);
 	cr_assert_eq(WEXITSTATUS(system(command)), 2, "a bad flag value is a usage error");
+}
+
+Test(switch, a_failed_journal_stops_every_acknowledgement, .fini = stop_all, .timeout = 180)
+{
+	harness_init(&harness, 1, NULL);
+	/* Journal segments may not grow past 192 KiB: like a disk that fills up. */
+	harness.file_size_limit = 192 * 1024;
+	static const char *const small_groups[] = { "--group-bytes", "16384", NULL };
+	cr_assert(harness_start(&harness, small_groups));
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, 10, 0);
+	enum { COUNT = 256 };
+	static struct ledger_request requests[COUNT];
+	static struct ledger_result results[COUNT];
+	static struct ledger_request acknowledged[200000];
+	uint32_t acknowledged_count = 0;
+	bool failed = false;
+	for (int round = 0; round < 400 && !failed; round++) {
+		for (int i = 0; i < COUNT; i++)
+			requests[i] = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 1);
+		cr_assert_eq(netio_client_call(harness.client, requests, COUNT, results, 3000, 2), 0);
+		for (int i = 0; i < COUNT; i++) {
+			if (results[i].code == LEDGER_OK) {
+				cr_assert(!failed, "an approval after the journal failed");
+				acknowledged[acknowledged_count++] = requests[i];
+			} else {
+				cr_assert_eq(results[i].code, LEDGER_UNAVAILABLE, "%s",
+					     ledger_result_name(results[i].code));
+				failed = true;
+			}
+		}
+	}
+	cr_assert(failed, "the journal never hit its size limit");
+	/* New requests keep getting a clear answer. */
+	struct ledger_request after = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 1);
+	struct ledger_result refused = harness_call(&harness, &after);
+	cr_assert_eq(refused.code, LEDGER_UNAVAILABLE, "after the failure: %u", refused.code);
+	harness_kill(&harness);
+
+	/* Without the limit, recovery keeps exactly what was durable: every
+	 * acknowledged deposit is there. */
+	harness.file_size_limit = 0;
+	cr_assert(harness_start(&harness, NULL));
+	cr_assert_geq(harness_balance(&harness, 10), (int64_t)acknowledged_count);
+	for (uint32_t i = 0; i < acknowledged_count; i += 97) {
+		struct ledger_request lookup = harness_request(&harness, LEDGER_KIND_LOOKUP, FUNDING, 0, 0);
+		lookup.reference_id = acknowledged[i].id;
+		cr_assert_eq(harness_call(&harness, &lookup).code, LEDGER_OK);
+	}
+	cr_assert_eq(harness_stop(&harness), 0);
+	cr_assert_eq(harness_audit(&harness, NULL, NULL, 0), 0);
+}
+
+Test(cli, config_file_and_flags_combine, .timeout = 30)
+{
+	const char *binary = getenv("PAYSWITCH");
+	char path[] = "/tmp/payswitch-config-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	static const char text[] = "# test\nlisten = 127.0.0.1:7555\nworkers = 2\n"
+				   "durability = unsafe-ack-before-sync\n";
+	cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+	close(fd);
+	char command[600];
+	snprintf(command, sizeof(command),
+		 "'%s' start --config %s --workers 3 --print-config > %s.out 2>&1", binary, path, path);
+	cr_assert_eq(system(command), 0);
+	char out_path[64];
+	snprintf(out_path, sizeof(out_path), "%s.out", path);
+	FILE *out = fopen(out_path, "r");
+	char printed[4096] = { 0 };
+	size_t got = fread(printed, 1, sizeof(printed) - 1, out);
+	printed[got] = '\0';
+	fclose(out);
+	cr_assert(strstr(printed, "listen = 127.0.0.1:7555") != NULL, "%s", printed);
+	cr_assert(strstr(printed, "workers = 3") != NULL, "flags override the file");
+	cr_assert(strstr(printed, "durability = unsafe-ack-before-sync") != NULL);
+	/* A bad line names the file and the line. */
+	FILE *bad = fopen(path, "w");
+	fputs("listen = 127.0.0.1:7555\nbogus = 1\n", bad);
+	fclose(bad);
+	snprintf(command, sizeof(command), "'%s' start --config %s --print-config > %s.out 2>&1",
+		 binary, path, path);
+	cr_assert_eq(WEXITSTATUS(system(command)), 2);
+	out = fopen(out_path, "r");
+	got = fread(printed, 1, sizeof(printed) - 1, out);
+	printed[got] = '\0';
+	fclose(out);
+	cr_assert(strstr(printed, ":2: unknown setting 'bogus'") != NULL, "%s", printed);
+	unlink(path);
+	unlink(out_path);
 }

@@ -53,6 +53,7 @@ struct ledger_result lt_do(struct lt *t, struct ledger_request request)
 	cr_assert_eq(result.id, request.id);
 	struct ledger_violation violation;
 	cr_assert_eq(ledger_check_invariants(t->ledger, &violation), 0, "%s", violation.text);
+	cr_assert_eq(ledger_check_window(t->ledger, &violation), 0, "%s", violation.text);
 	return result;
 }
 

@@ -589,6 +589,8 @@ static void run(uint64_t seed)
 		struct ledger_violation violation;
 		cr_assert_eq(ledger_check_invariants(t.ledger, &violation), 0, "op %lu: %s", (unsigned long)ops, violation.text);
 		compare_accounts(t.ledger);
+		if (ops % 20000 < 4)
+			cr_assert_eq(ledger_check_window(t.ledger, &violation), 0, "%s", violation.text);
 		count = 0;
 	}
 	/* The generator must reach every code a single-shard ledger can give. */

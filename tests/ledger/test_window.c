@@ -149,6 +149,8 @@ Test(window, many_evictions_keep_index_consistent)
 		cr_assert(again.flags & LEDGER_RESULT_DUPLICATE);
 	}
 	cr_assert_eq(lt_balance(&t, SHOP), 5000);
+	struct ledger_violation violation;
+	cr_assert_eq(ledger_check_window(t.ledger, &violation), 0, "%s", violation.text);
 }
 
 /* The batch path (prefetching, chunks of 64) decides exactly as one-by-one. */

@@ -1,0 +1,102 @@
+/*
+ * tcp_server.h — an epoll TCP server for stream protocols (the ISO 8583
+ * gateway): listeners, many nonblocking connections, bounded per-connection
+ * read and write buffers, and an event loop that also watches other fds.
+ *
+ * The server knows nothing of framing: it hands each connection's buffered
+ * bytes to on_data, which consumes whole frames and says how many bytes it
+ * took. Replies are appended with tcp_server_send() and written at the end of
+ * the event-loop turn (tcp_server_run_once), many replies per write().
+ *
+ * Backpressure, so that every buffer stays bounded: a connection is not read
+ * while its write buffer is more than half full (a client that does not read
+ * its answers stops being read), nor while the owner paused it
+ * (tcp_server_pause, e.g. too many of its requests in flight). A connection
+ * whose frames overflow the read buffer is impossible by construction: the
+ * read buffer is larger than the largest frame (asserted at create).
+ *
+ * Connections are named by a 64-bit handle (generation << 32 | index); a
+ * handle of a closed connection is stale and refused, so a late answer never
+ * reaches the next client of the same slot.
+ *
+ * Thread-safety: none; one thread owns a server. Memory: everything is
+ * allocated at create from the config; the loop never allocates.
+ */
+#ifndef PAYSWITCH_NETIO_TCP_SERVER_H
+#define PAYSWITCH_NETIO_TCP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TCP_SERVER_LISTENERS_MAX 8u
+
+struct tcp_server;
+
+struct tcp_server_callbacks {
+	/* Bytes buffered for a connection (tag: its listener's tag). Returns the
+	 * bytes consumed (0..length), or -1 to close the connection. */
+	long (*on_data)(void *context, uint64_t connection, uint32_t tag, const uint8_t *data,
+			size_t length);
+	/* A connection closed (by the peer, an error, or the owner). */
+	void (*on_close)(void *context, uint64_t connection);
+	/* A watched fd (tcp_server_watch) is readable. */
+	void (*on_watch)(void *context, uint64_t token);
+};
+
+struct tcp_server_config {
+	uint32_t connections_max;     /* open connections at once */
+	uint32_t read_buffer_bytes;   /* per connection, > the largest frame */
+	uint32_t write_buffer_bytes;  /* per connection */
+	size_t frame_max_bytes;       /* largest frame on_data may need whole */
+};
+
+struct tcp_server_stats {
+	uint64_t accepted;
+	uint64_t refused;             /* accepted then closed: no free slot */
+	uint64_t closed;
+	uint64_t bytes_read;
+	uint64_t bytes_written;
+	uint64_t writes;              /* write() calls */
+	uint32_t open;
+};
+
+/* Creates a server and its epoll instance. Returns NULL with *error = -errno
+ * (-EINVAL for a bad config). */
+struct tcp_server *tcp_server_create(const struct tcp_server_config *config,
+				     const struct tcp_server_callbacks *callbacks, void *context,
+				     int *error);
+void tcp_server_destroy(struct tcp_server *server);
+
+/* Listens on host:port (port 0: any free port) for connections tagged `tag`.
+ * Returns 0 or -errno; *bound_port (if not NULL) gets the port. */
+int tcp_server_listen(struct tcp_server *server, const char *host, uint16_t port, uint32_t tag,
+		      uint16_t *bound_port);
+
+/* Watches a readable fd owned by the caller; on_watch(token) when readable. */
+int tcp_server_watch(struct tcp_server *server, int fd, uint64_t token);
+
+/* One turn: waits up to timeout_ms (0: no wait) for events, handles them,
+ * resumes paused connections whose data is now wanted, and writes every
+ * connection's pending output. Returns events handled, or -errno. */
+int tcp_server_run_once(struct tcp_server *server, int timeout_ms);
+
+/* Appends bytes to a connection's output. Returns 0, -ENOTCONN for a stale
+ * handle, or -ENOBUFS when the write buffer cannot take them (the connection
+ * is then closed: its client stopped reading beyond every bound). */
+int tcp_server_send(struct tcp_server *server, uint64_t connection, const void *bytes,
+		    size_t length);
+
+/* Stops / restarts reading a connection (e.g. too many requests in flight).
+ * Resumed connections get on_data for their buffered bytes in this turn. */
+void tcp_server_pause(struct tcp_server *server, uint64_t connection);
+void tcp_server_resume(struct tcp_server *server, uint64_t connection);
+
+/* Closes a connection now (on_close is called). Ignores stale handles. */
+void tcp_server_close(struct tcp_server *server, uint64_t connection);
+
+/* True when the handle names an open connection. */
+int tcp_server_is_open(const struct tcp_server *server, uint64_t connection);
+
+void tcp_server_stats_read(const struct tcp_server *server, struct tcp_server_stats *stats);
+
+#endif /* PAYSWITCH_NETIO_TCP_SERVER_H */
