@@ -29,6 +29,7 @@ struct bench_options {
 	uint64_t accounts[BENCH_RUNS_MAX];
 	uint32_t runs;
 	uint64_t ops;
+	uint64_t transfers; /* deduplication window entries; 0 = config default */
 	uint32_t batch;
 	double zipf_s;
 	bool json;
@@ -217,7 +218,8 @@ static int bench_run(uint64_t accounts, const struct bench_options *options, str
 	struct ledger_config config;
 	ledger_config_default(&config);
 	config.accounts_max = accounts;
-	if (getenv("BENCH_TRANSFERS")) config.transfers_max = strtoull(getenv("BENCH_TRANSFERS"), NULL, 10);
+	if (options->transfers != 0)
+		config.transfers_max = options->transfers;
 	uint64_t clock_us = BENCH_T0;
 
 	long resident_before = bench_resident_bytes();
@@ -261,12 +263,13 @@ static int bench_run(uint64_t accounts, const struct bench_options *options, str
 static void bench_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: ledger_bench [--accounts N]... [--ops N] [--batch N] [--zipf S] [--json]\n"
+		"usage: ledger_bench [--accounts N]... [--ops N] [--batch N] [--zipf S] [--transfers N] [--json]\n"
 		"  PAY throughput of one ledger on one core: uniform payers, Zipf payees.\n"
 		"  --accounts N  accounts in the ledger (repeatable; default: 1000000 and 10000000)\n"
 		"  --ops N       payments timed per run (default 20000000)\n"
 		"  --batch N     requests per ledger_apply() call (default 64)\n"
 		"  --zipf S      Zipf exponent of the payee distribution (default 1.0)\n"
+		"  --transfers N deduplication window entries (default: ledger default, 1048576)\n"
 		"  --json        print one JSON object instead of a table\n"
 		"  --help        this text\n");
 }
@@ -277,6 +280,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *options)
 		{ "accounts", required_argument, NULL, 'a' }, { "ops", required_argument, NULL, 'o' },
 		{ "batch", required_argument, NULL, 'b' },    { "zipf", required_argument, NULL, 'z' },
 		{ "json", no_argument, NULL, 'j' },           { "help", no_argument, NULL, 'h' },
+		{ "transfers", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(options, 0, sizeof(*options));
@@ -294,6 +298,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *options)
 		case 'o': options->ops = strtoull(optarg, NULL, 10); break;
 		case 'b': options->batch = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'z': options->zipf_s = strtod(optarg, NULL); break;
+		case 't': options->transfers = strtoull(optarg, NULL, 10); break;
 		case 'j': options->json = true; break;
 		case 'h': bench_usage(stdout); exit(0);
 		default: return -EINVAL;

@@ -61,12 +61,17 @@ void engine_log(const char *level, const char *format, ...)
 static void journal_log_line(void *context, const char *line)
 {
 	(void)context;
-	engine_log("info", "journal: %s", line);
+	engine_log("info", "%s", line);
 }
 
 void engine_wake(struct engine_waker *waker)
 {
-	if (atomic_load(&waker->sleeping)) {
+	/* The caller just published ring elements with release stores; x86 may
+	 * still order this load before them. The fence pairs with the sleeper's
+	 * seq-cst store of `sleeping` before it re-checks the rings: one of the
+	 * two sides sees the other, so no wake-up is lost. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&waker->sleeping, memory_order_relaxed)) {
 		uint64_t one = 1;
 		ssize_t written = write(waker->eventfd, &one, sizeof(one));
 		(void)written;
@@ -223,7 +228,7 @@ static int open_worker(struct engine *engine, uint32_t index, uint16_t port, cha
 		.backend_args = engine->config.dpdk_args,
 		.wake_fd = engine->workers_waker[index].eventfd,
 	};
-	const struct netio_transport_ops *ops = &netio_transport_udp;
+	const struct netio_transport_ops *ops = engine->config.transport == ENGINE_TRANSPORT_DPDK ? &netio_transport_dpdk : &netio_transport_udp;
 	int result = netio_transport_open(ops, &transport_config, &worker->transport);
 	if (result != 0)
 		return fail(error, error_size, result, "worker %u: cannot listen on %s:%u (%s): %s",

@@ -60,8 +60,7 @@ struct engine_pending {
 	struct ledger_result result;
 	uint64_t wait_sequence;  /* release once durable >= this */
 	int64_t balance;         /* the payer's balance to report (CREDIT, RETURN) */
-	uint64_t credit_account; /* CREDIT_REMOTE: the payee on another shard */
-	uint64_t credit_amount;  /* CREDIT_REMOTE: what it receives */
+	struct ledger_request credit; /* CREDIT_REMOTE: what the payee's shard is sent */
 	uint16_t worker;
 	uint16_t code;
 	uint32_t slot;

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "config.h"
 #include "engine.h"
+#include "gateway.h"
 #include "journal.h"
 
 static const char usage_text[] =
@@ -26,6 +27,8 @@ static const char usage_text[] =
 	"  account ACTION    open, deposit, pay, hold, capture, void, refund, limits,\n"
 	"                    freeze, unfreeze, close, balance, lookup over the protocol\n"
 	"  audit DATA_DIR    replay every journal from genesis and check every rule\n"
+	"  gateway           ISO 8583 over TCP in front of the switch (gateway --help)\n"
+	"  directory ACTION  add, remove, list, check the gateway's card/terminal file\n"
 	"  config            print the default configuration as a config file\n"
 	"  version           print the version\n"
 	"\n"
@@ -297,6 +300,10 @@ int main(int argc, char **argv)
 		return journal_audit_main(argc - 1, argv + 1);
 	if (!strcmp(command, "config"))
 		return command_config(argc - 1, argv + 1);
+	if (!strcmp(command, "gateway"))
+		return gateway_main(argc - 1, argv + 1);
+	if (!strcmp(command, "directory"))
+		return directory_main(argc - 1, argv + 1);
 	fprintf(stderr, "payswitch: unknown command '%s'\n\n%s", command, usage_text);
 	return 2;
 }

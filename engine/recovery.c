@@ -28,6 +28,7 @@ enum {
 
 struct transit_entry {
 	uint64_t id;              /* 0 = empty */
+	struct ledger_request debit; /* the deciding request (SEEN_DEBIT) */
 	uint64_t timestamp_us;
 	uint64_t payer;
 	uint64_t payee;
@@ -112,6 +113,7 @@ static int note_record(struct transit_map *map, const struct journal_record *rec
 		return -ENOMEM;
 	if (debit) {
 		entry->seen |= SEEN_DEBIT;
+		entry->debit = *request;
 		entry->kind = kind;
 		entry->timestamp_us = request->timestamp_us;
 		entry->payer = request->account_id;
@@ -186,20 +188,17 @@ static int backlog_push(struct engine_shard *shard, const struct engine_message 
 	return 0;
 }
 
-/* The credit a CAPTURE owes: the hold's payee and the captured amount, which
- * the payer's ledger remembers in the capture's window entry. */
-static bool capture_credit(struct engine *engine, const struct transit_entry *entry,
-			   uint64_t *payee, uint64_t *amount)
+/* The CREDIT a durable debit owes, built by the payer's recovered ledger
+ * (for a capture it reads the payee, currency and amount from its window). */
+static int owed_credit(struct engine *engine, const struct transit_entry *entry,
+		       struct ledger_request *credit)
 {
 	struct engine_shard *payer_shard =
 		&engine->shards[ledger_shard_of(entry->payer, engine->shard_count)];
-	struct ledger_transfer_info capture;
-	if (!ledger_transfer_get(payer_shard->ledger, entry->id, &capture) ||
-	    capture.kind != LEDGER_KIND_CAPTURE)
-		return false;
-	*payee = capture.other_id;
-	*amount = capture.amount;
-	return true;
+	struct ledger_result decided = { .id = entry->id, .code = LEDGER_OK,
+					 .flags = LEDGER_RESULT_CREDIT_REMOTE | LEDGER_RESULT_JOURNAL,
+					 .amount = entry->amount };
+	return ledger_remote_credit(payer_shard->ledger, &entry->debit, &decided, credit);
 }
 
 static int resend(struct engine *engine, const struct transit_entry *entry)
@@ -213,15 +212,12 @@ static int resend(struct engine *engine, const struct transit_entry *entry)
 	message.request.currency = entry->currency;
 	uint32_t from;
 	if ((entry->seen & SEEN_DEBIT) && !(entry->seen & SEEN_CREDIT)) {
-		if (entry->kind == LEDGER_KIND_CAPTURE &&
-		    !capture_credit(engine, entry, &message.request.other_id,
-				    &message.request.amount)) {
+		if (owed_credit(engine, entry, &message.request) != 0) {
 			engine_log("error", "capture %llu of hold %llu is no longer in the "
 				   "deduplication window; its credit cannot be re-sent",
 				   (unsigned long long)entry->id, (unsigned long long)entry->hold_id);
 			return 0;
 		}
-		message.request.kind = LEDGER_KIND_CREDIT;
 		message.balance = entry->balance;
 		from = ledger_shard_of(entry->payer, engine->shard_count);
 	} else if ((entry->seen & SEEN_REFUSED) && !(entry->seen & SEEN_RETURN)) {

@@ -84,20 +84,6 @@ static void flush_replies(struct engine_shard *shard)
 		shard_flush_outbox(shard, worker);
 }
 
-/* The account a remote credit goes to and its amount, for an approved result
- * flagged CREDIT_REMOTE. */
-static void credit_of(const struct engine_pending *pending, struct ledger_request *credit)
-{
-	memset(credit, 0, sizeof(*credit));
-	credit->id = pending->request.id;
-	credit->timestamp_us = pending->request.timestamp_us;
-	credit->account_id = pending->request.account_id;
-	credit->other_id = pending->credit_account;
-	credit->amount = pending->credit_amount;
-	credit->currency = pending->request.currency;
-	credit->kind = LEDGER_KIND_CREDIT;
-}
-
 /* Releases one durable decision. Returns false when its destination ring is
  * full: the caller stops and retries on the next loop, keeping the order. */
 static bool release_one(struct engine_shard *shard, struct engine_pending *pending)
@@ -111,6 +97,7 @@ static bool release_one(struct engine_shard *shard, struct engine_pending *pendi
 		if (pending->result.flags & LEDGER_RESULT_RETURN_REMOTE) {
 			message.request = pending->request;
 			message.request.kind = LEDGER_KIND_RETURN;
+			message.request.flags = 0; /* CREDIT carried the origin's kind */
 			message.code = pending->result.code;
 			if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id,
 								   engine->shard_count), &message))
@@ -126,6 +113,12 @@ static bool release_one(struct engine_shard *shard, struct engine_pending *pendi
 		return true;
 	case LEDGER_KIND_RETURN:
 		/* The payee refused: the client learns the payee's reason. */
+		if (pending->result.code != LEDGER_OK &&
+		    !(pending->result.flags & LEDGER_RESULT_DUPLICATE))
+			engine_log("error", "shard %u: RETURN of transfer %llu refused (%s): its amount "
+				   "stays in transit; the audit will show it", shard->index,
+				   (unsigned long long)pending->request.id,
+				   ledger_result_name(pending->result.code));
 		reply.code = pending->code;
 		if (!send_reply(shard, pending->worker, pending->slot, &reply))
 			return false;
@@ -137,9 +130,9 @@ static bool release_one(struct engine_shard *shard, struct engine_pending *pendi
 	if ((pending->result.flags & LEDGER_RESULT_CREDIT_REMOTE) &&
 	    pending->result.code == LEDGER_OK &&
 	    !(pending->result.flags & LEDGER_RESULT_DUPLICATE)) {
-		credit_of(pending, &message.request);
+		message.request = pending->credit;
 		message.balance = pending->result.balance;
-		if (!send_to_shard(shard, ledger_shard_of(pending->credit_account,
+		if (!send_to_shard(shard, ledger_shard_of(pending->credit.other_id,
 							   engine->shard_count), &message))
 			return false;
 		metrics_add(&shard->stats.credits_sent, 1);
@@ -272,19 +265,15 @@ static void note_pending(struct engine_shard *shard, const struct engine_message
 	pending->worker = message->worker;
 	pending->code = message->code;
 	pending->slot = message->slot;
-	pending->credit_account = message->request.other_id;
-	pending->credit_amount = message->request.amount;
-	if ((result->flags & LEDGER_RESULT_CREDIT_REMOTE) &&
-	    message->request.kind == LEDGER_KIND_CAPTURE && result->code == LEDGER_OK &&
+	if ((result->flags & LEDGER_RESULT_CREDIT_REMOTE) && result->code == LEDGER_OK &&
 	    !(result->flags & LEDGER_RESULT_DUPLICATE)) {
-		/* A capture credits the hold's payee with what was captured: the ledger
-		 * remembers both in the capture's own window entry, just written. */
-		struct ledger_transfer_info capture;
-		bool found = ledger_transfer_get(shard->ledger, message->request.id, &capture);
-		assert(found && capture.kind == LEDGER_KIND_CAPTURE);
-		(void)found;
-		pending->credit_account = capture.other_id;
-		pending->credit_amount = capture.amount;
+		/* The ledger builds the credit: for a capture the hold's payee,
+		 * currency and captured amount come from its deduplication window,
+		 * which is why this runs right after ledger_apply(). */
+		int built = ledger_remote_credit(shard->ledger, &message->request, result,
+						 &pending->credit);
+		assert(built == 0);
+		(void)built;
 	}
 }
 

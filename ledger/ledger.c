@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "ledger_internal.h"
 
@@ -54,13 +55,20 @@ static bool ledger_config_valid(const struct ledger_config *config)
 	       config->hold_timeout_us > 0;
 }
 
-/* Cache-line aligned, zeroed allocation; counts the bytes. */
+/* Cache-line aligned, zeroed allocation; counts the bytes. Large tables are
+ * 2 MiB aligned and advised onto transparent huge pages: their accesses are
+ * random, and a TLB miss per access (a two-level walk in a VM) costs more
+ * than the cache miss it accompanies. Advice only: failure is harmless. */
 static void *ledger_allocate(struct ledger *ledger, size_t size)
 {
-	size_t rounded = (size + 63) & ~(size_t)63;
-	void *memory = aligned_alloc(64, rounded);
+	const size_t huge = (size_t)2 << 20;
+	size_t alignment = size >= 2 * huge ? huge : 64;
+	size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+	void *memory = aligned_alloc(alignment, rounded);
 	if (memory == NULL)
 		return NULL;
+	if (alignment == huge)
+		(void)madvise(memory, rounded, MADV_HUGEPAGE);
 	memset(memory, 0, rounded);
 	ledger->memory_bytes += rounded;
 	return memory;
@@ -91,11 +99,12 @@ struct ledger *ledger_create(const struct ledger_config *config, int *error)
 	ledger->hold_mask = hold_slots - 1;
 
 	ledger->accounts = ledger_allocate(ledger, ledger->account_slots * sizeof(struct ledger_account));
+	ledger->account_tags = ledger_allocate(ledger, ledger->account_slots * sizeof(uint32_t));
 	ledger->ring = ledger_allocate(ledger, config->transfers_max * sizeof(struct ledger_window_entry));
 	ledger->window_index = ledger_allocate(ledger, window_slots * sizeof(uint64_t));
 	ledger->holds = ledger_allocate(ledger, hold_slots * sizeof(struct ledger_hold));
 	ledger->heap = ledger_allocate(ledger, config->holds_max * sizeof(struct ledger_heap_node));
-	if (!ledger->accounts || !ledger->ring || !ledger->window_index || !ledger->holds ||
+	if (!ledger->accounts || !ledger->account_tags || !ledger->ring || !ledger->window_index || !ledger->holds ||
 	    !ledger->heap)
 		goto fail_nomem;
 	return ledger;
@@ -111,6 +120,7 @@ void ledger_destroy(struct ledger *ledger)
 	if (ledger == NULL)
 		return;
 	free(ledger->accounts);
+	free(ledger->account_tags);
 	free(ledger->ring);
 	free(ledger->window_index);
 	free(ledger->holds);

@@ -316,6 +316,11 @@ int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context)
  * The payee's shard uses it to tell refundable payments from refunds and
  * deposits. Any other value is INVALID_REQUEST. */
 
+/* The deduplication window's index and ring agree (every index slot points
+ * at a live entry with the right fingerprint; counts match). O(window), so
+ * not part of ledger_check_invariants(); tests call it now and then. */
+int ledger_check_window(const struct ledger *ledger, struct ledger_violation *report);
+
 /* Builds the CREDIT request the engine sends to the payee's shard for a
  * result flagged LEDGER_RESULT_CREDIT_REMOTE (and not DUPLICATE): same id and
  * timestamp, account_id = payer, other_id = payee, amount and currency as
@@ -324,11 +329,6 @@ int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context)
  * ledger_apply() returns and before the next ledger_apply() (and with
  * transfers_max larger than the batch). Returns 0, -EINVAL for a result
  * without CREDIT_REMOTE, -ENOENT if a CAPTURE was already evicted. */
-/* The deduplication window's index and ring agree (every index slot points
- * at a live entry with the right fingerprint; counts match). O(window), so
- * not part of ledger_check_invariants(); tests call it now and then. */
-int ledger_check_window(const struct ledger *ledger, struct ledger_violation *report);
-
 int ledger_remote_credit(const struct ledger *ledger, const struct ledger_request *request,
 			 const struct ledger_result *result, struct ledger_request *credit);
 

@@ -14,9 +14,11 @@ struct ledger_account *ledger_account_insert(struct ledger *ledger, uint64_t id,
 	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
 		struct ledger_account *account = &ledger->accounts[slot];
 		assert(account->id != id && "inserting an existing account");
-		if (account->id == 0) {
+		if (ledger->account_tags[slot] == 0) {
+			assert(account->id == 0);
 			memset(account, 0, sizeof(*account));
 			account->id = id;
+			ledger->account_tags[slot] = ledger_account_tag(hash);
 			ledger->account_count++;
 			return account;
 		}

@@ -144,8 +144,8 @@ static void ledger_decide(struct ledger *ledger, struct ledger_op *op)
 	ledger_finish(ledger, op, code);
 }
 
-/* Stage one: hash, and prefetch the home slots of both accounts and of the
- * id in the window index. */
+/* Stage one: hash, and prefetch the home tags of both accounts and the home
+ * slot of the id in the window index. */
 static void ledger_prepare(const struct ledger *ledger, struct ledger_op *op,
 			   const struct ledger_request *request, struct ledger_result *result)
 {
@@ -155,18 +155,26 @@ static void ledger_prepare(const struct ledger *ledger, struct ledger_op *op,
 	op->other_hash = ledger_hash_id(request->other_id);
 	op->id_hash = ledger_hash_id(request->id);
 	op->request_hash = XXH3_64bits(request, sizeof(*request));
-	__builtin_prefetch(&ledger->accounts[ledger_account_home(ledger, op->account_hash)], 1, 3);
-	__builtin_prefetch(&ledger->accounts[ledger_account_home(ledger, op->other_hash)], 1, 3);
+	op->account_home = ledger_account_home(ledger, op->account_hash);
+	op->other_home = ledger_account_home(ledger, op->other_hash);
+	__builtin_prefetch(&ledger->account_tags[op->account_home], 0, 3);
+	__builtin_prefetch(&ledger->account_tags[op->other_home], 0, 3);
 	__builtin_prefetch(&ledger->window_index[(op->id_hash >> 32) & ledger->window_mask], 1, 3);
 }
 
-/* Stage two: walk the probe sequences, whose first lines are now cached.
- * The walks of different requests are independent, so the core overlaps
- * the misses of slots displaced past the home line. */
+/* Stage two: walk the tag probes (their lines are cached now) to the
+ * candidate slots, and prefetch those accounts' lines for stage three. */
 static void ledger_resolve(const struct ledger *ledger, struct ledger_op *op)
 {
-	op->account = ledger_account_find(ledger, op->request->account_id, op->account_hash);
-	op->other = ledger_account_find(ledger, op->request->other_id, op->other_hash);
+	uint64_t slots = ledger->account_slots;
+	uint64_t account = ledger_account_candidate(ledger, op->account_hash, op->account_home);
+	uint64_t other = ledger_account_candidate(ledger, op->other_hash, op->other_home);
+	op->account = account < slots ? &ledger->accounts[account] : NULL;
+	op->other = other < slots ? &ledger->accounts[other] : NULL;
+	if (op->account != NULL)
+		__builtin_prefetch(op->account, 1, 3);
+	if (op->other != NULL)
+		__builtin_prefetch(op->other, 1, 3);
 }
 
 uint32_t ledger_apply(struct ledger *ledger, uint64_t now_us,

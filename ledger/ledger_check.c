@@ -49,8 +49,14 @@ int ledger_check_floors(const struct ledger *ledger, struct ledger_violation *re
 {
 	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
 		const struct ledger_account *account = &ledger->accounts[slot];
-		if (account->id == 0)
+		uint32_t tag = ledger->account_tags[slot];
+		if (account->id == 0) {
+			if (tag != 0)
+				return ledger_violation(report, "empty account slot %" PRIu64 " has a tag", slot);
 			continue;
+		}
+		if (tag != ledger_account_tag(ledger_hash_id(account->id)))
+			return ledger_violation(report, "account %" PRIu64 " has a wrong tag", account->id);
 		if (account->held > (uint64_t)INT64_MAX)
 			return ledger_violation(report, "account %" PRIu64 " held %" PRIu64 " is negative",
 						account->id, account->held);

@@ -73,6 +73,7 @@ struct ledger {
 	uint64_t sequence;
 
 	struct ledger_account *accounts;
+	uint32_t *account_tags;       /* per slot: (uint32_t)hash | 1, 0 = empty */
 	uint64_t account_slots;       /* accounts_max * 5 / 4, not a power of two */
 	uint64_t account_count;
 
@@ -118,18 +119,43 @@ static inline uint64_t ledger_account_home(const struct ledger *ledger, uint64_t
 	return ledger_fast_range(hash, ledger->account_slots);
 }
 
+static inline uint32_t ledger_account_tag(uint64_t hash)
+{
+	return (uint32_t)hash | 1; /* never 0: 0 marks an empty slot */
+}
+
+/* The first slot on the probe sequence whose tag matches (a candidate: its
+ * id still has to be compared), or the account_slots if the sequence ends
+ * first. Reads only the tag array: 16 slots per cache line, so a probe
+ * (2 slots on average at load 0.8) stays in the line prefetched for it. */
+static inline uint64_t ledger_account_candidate(const struct ledger *ledger, uint64_t hash,
+						 uint64_t slot)
+{
+	uint32_t tag = ledger_account_tag(hash);
+	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
+		uint32_t found = ledger->account_tags[slot];
+		if (found == tag)
+			return slot;
+		if (found == 0)
+			break;
+		slot = slot + 1 == ledger->account_slots ? 0 : slot + 1;
+	}
+	return ledger->account_slots;
+}
+
 /* Finds an account given the hash of its id; NULL if absent. */
 static inline struct ledger_account *ledger_account_find(const struct ledger *ledger,
 							 uint64_t id, uint64_t hash)
 {
 	if (id == 0)
 		return NULL; /* id 0 marks an empty slot: it is never an account */
+	uint32_t tag = ledger_account_tag(hash);
 	uint64_t slot = ledger_account_home(ledger, hash);
 	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
-		struct ledger_account *account = &ledger->accounts[slot];
-		if (account->id == id)
-			return account;
-		if (account->id == 0)
+		uint32_t found = ledger->account_tags[slot];
+		if (found == tag && ledger->accounts[slot].id == id)
+			return &ledger->accounts[slot];
+		if (found == 0)
 			return NULL;
 		slot = slot + 1 == ledger->account_slots ? 0 : slot + 1;
 	}
@@ -191,12 +217,15 @@ struct ledger_op {
 	struct ledger_result *result;
 	uint64_t account_hash;
 	uint64_t other_hash;
+	uint64_t account_home;   /* home slots in the account table */
+	uint64_t other_home;
 	uint64_t id_hash;
 	uint64_t request_hash;
-	/* Accounts resolved before the decisions of the batch (NULL: absent
-	 * then). Accounts never move nor disappear, so a found pointer stays
-	 * valid for the whole batch; an absent one may have been opened by an
-	 * earlier request of the batch and is looked up again. */
+	/* Candidate slots resolved from the tag array before the decisions of
+	 * the batch, their lines prefetched. Accounts never move nor disappear,
+	 * so a candidate whose id matches is the account for the whole batch;
+	 * otherwise (NULL, tag collision, or opened by an earlier request of
+	 * the batch) the account is looked up again. */
 	struct ledger_account *account;
 	struct ledger_account *other;
 	struct ledger_window_entry remember; /* what the window will keep */
@@ -205,17 +234,19 @@ struct ledger_op {
 static inline struct ledger_account *ledger_op_account(const struct ledger *ledger,
 							struct ledger_op *op)
 {
-	if (op->account == NULL)
-		op->account = ledger_account_find(ledger, op->request->account_id, op->account_hash);
-	return op->account;
+	struct ledger_account *account = op->account;
+	if (account != NULL && account->id == op->request->account_id && account->id != 0)
+		return account;
+	return op->account = ledger_account_find(ledger, op->request->account_id, op->account_hash);
 }
 
 static inline struct ledger_account *ledger_op_other(const struct ledger *ledger,
 						      struct ledger_op *op)
 {
-	if (op->other == NULL)
-		op->other = ledger_account_find(ledger, op->request->other_id, op->other_hash);
-	return op->other;
+	struct ledger_account *other = op->other;
+	if (other != NULL && other->id == op->request->other_id && other->id != 0)
+		return other;
+	return op->other = ledger_account_find(ledger, op->request->other_id, op->other_hash);
 }
 
 /* Each returns the result code; the caller fills flags, sequence, window. */

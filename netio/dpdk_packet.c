@@ -310,8 +310,14 @@ int dpdk_udp_build(struct rte_mbuf *frame, struct rte_mempool *pool,
 	if (ether == NULL)
 		return -ENOSPC;
 	int error = append_payload(frame, pool, payload, length);
-	if (error != 0)
+	if (error != 0) {
+		/* Give back the segments chained so far: the frame may be reused. */
+		if (frame->next != NULL)
+			rte_pktmbuf_free(frame->next);
+		frame->next = NULL;
+		rte_pktmbuf_reset(frame);
 		return error;
+	}
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(ether + 1);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip + 1);
 	rte_ether_addr_copy(&to->mac, &ether->dst_addr);

@@ -295,8 +295,9 @@ static int setup_queues(const struct dpdk_options *options, struct dpdk_port *po
 int dpdk_port_start(const struct dpdk_options *options, uint16_t queues,
 		    struct dpdk_port *port, char *error, size_t error_size)
 {
-	assert(options != NULL && port != NULL && queues > 0);
+	assert(options != NULL && port != NULL && queues > 0 && error_size > 0);
 	memset(port, 0, sizeof(*port));
+	error[0] = '\0';
 	port->port_id = options->port_id;
 	port->queues = queues;
 	if (!rte_eth_dev_is_valid_port(options->port_id))

@@ -40,6 +40,7 @@ struct connection {
 	uint32_t pause;          /* enum pause_reason bits */
 	bool reading;            /* EPOLLIN registered */
 	bool writing;            /* EPOLLOUT registered */
+	bool blocked;            /* the last write() hit EAGAIN: wait for EPOLLOUT */
 	bool dirty;              /* in the flush list */
 	bool wanted;             /* in the resume list */
 	bool in_callback;
@@ -120,6 +121,7 @@ struct tcp_server *tcp_server_create(const struct tcp_server_config *config,
 	for (uint32_t i = 0; i < count; i++) {
 		struct connection *c = &server->connections[i];
 		c->fd = -1;
+		c->generation = 1; /* so that no handle is 0 */
 		c->read_buffer = server->memory + per * i;
 		c->write_buffer = c->read_buffer + config->read_buffer_bytes;
 		server->free_slots[i] = count - 1 - i;
@@ -216,7 +218,7 @@ static void update_events(struct tcp_server *server, uint32_t index)
 {
 	struct connection *c = &server->connections[index];
 	bool reading = c->pause == 0;
-	bool writing = c->write_used > c->write_start && c->writing;
+	bool writing = c->blocked;
 	if (reading == c->reading && writing == c->writing)
 		return;
 	struct epoll_event event = {
@@ -241,9 +243,10 @@ static void close_index(struct tcp_server *server, uint32_t index)
 	epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
-	c->generation++;
+	c->generation = c->generation == UINT32_MAX ? 1 : c->generation + 1;
 	c->read_used = c->write_start = c->write_used = 0;
 	c->pause = 0;
+	c->blocked = false;
 	c->close_requested = false;
 	server->free_slots[server->free_count++] = index;
 	server->stats.closed++;
@@ -329,6 +332,17 @@ static void read_some(struct tcp_server *server, uint32_t index)
 	deliver(server, index);
 }
 
+/* Queues a connection whose buffered input can be delivered again. */
+static void want(struct tcp_server *server, uint32_t index)
+{
+	struct connection *c = &server->connections[index];
+	if (c->pause != 0 || c->read_used == 0 || c->wanted ||
+	    server->wanted_count >= server->config.connections_max)
+		return;
+	c->wanted = true;
+	server->wanted[server->wanted_count++] = index;
+}
+
 /* Writes pending output; returns false when the connection was closed. */
 static bool write_some(struct tcp_server *server, uint32_t index)
 {
@@ -340,15 +354,8 @@ static bool write_some(struct tcp_server *server, uint32_t index)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			c->writing = true; /* wanted: update_events registers EPOLLOUT */
-			c->writing = false;
-			struct epoll_event event = {
-				.events = (c->pause == 0 ? EPOLLIN : 0u) | EPOLLOUT,
-				.data.u64 = KIND_CONNECTION << KIND_SHIFT | index,
-			};
-			(void)epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, c->fd, &event);
-			c->reading = c->pause == 0;
-			c->writing = true;
+			c->blocked = true;
+			update_events(server, index);
 			return true;
 		}
 		if (n <= 0) {
@@ -361,12 +368,9 @@ static bool write_some(struct tcp_server *server, uint32_t index)
 	c->write_start = c->write_used = 0;
 	if (c->pause & PAUSE_OUTPUT) {
 		c->pause &= ~(uint32_t)PAUSE_OUTPUT;
-		if (c->pause == 0 && c->read_used > 0 && !c->wanted) {
-			c->wanted = true;
-			server->wanted[server->wanted_count++] = index;
-		}
+		want(server, index);
 	}
-	c->writing = false;
+	c->blocked = false;
 	update_events(server, index);
 	return true;
 }
@@ -420,16 +424,19 @@ void tcp_server_resume(struct tcp_server *server, uint64_t connection)
 		return;
 	c->pause &= ~(uint32_t)PAUSE_OWNER;
 	update_events(server, (uint32_t)connection);
-	if (c->pause == 0 && c->read_used > 0 && !c->wanted) {
-		c->wanted = true;
-		server->wanted[server->wanted_count++] = (uint32_t)connection;
-	}
+	want(server, (uint32_t)connection);
 }
 
 void tcp_server_close(struct tcp_server *server, uint64_t connection)
 {
 	if (lookup(server, connection) != NULL)
 		close_index(server, (uint32_t)connection);
+}
+
+size_t tcp_server_output_bytes(const struct tcp_server *server, uint64_t connection)
+{
+	const struct connection *c = lookup(server, connection);
+	return c == NULL ? 0 : c->write_used - c->write_start;
 }
 
 int tcp_server_is_open(const struct tcp_server *server, uint64_t connection)
@@ -456,6 +463,11 @@ static void handle_event(struct tcp_server *server, const struct epoll_event *ev
 			return;
 		if ((event->events & EPOLLOUT) && !write_some(server, (uint32_t)index))
 			return;
+		/* Reported even while paused: a dead peer gets no more answers. */
+		if ((event->events & (EPOLLHUP | EPOLLERR)) && c->pause != 0) {
+			close_index(server, (uint32_t)index);
+			return;
+		}
 		if (event->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			read_some(server, (uint32_t)index);
 	}
@@ -481,7 +493,7 @@ int tcp_server_run_once(struct tcp_server *server, int timeout_ms)
 		uint32_t index = server->dirty[i];
 		struct connection *c = &server->connections[index];
 		c->dirty = false;
-		if (c->fd >= 0 && !c->writing)
+		if (c->fd >= 0 && !c->blocked)
 			write_some(server, index);
 	}
 	server->dirty_count = 0;

@@ -94,6 +94,9 @@ void tcp_server_resume(struct tcp_server *server, uint64_t connection);
 /* Closes a connection now (on_close is called). Ignores stale handles. */
 void tcp_server_close(struct tcp_server *server, uint64_t connection);
 
+/* Bytes of output not yet written (0 for a stale handle). */
+size_t tcp_server_output_bytes(const struct tcp_server *server, uint64_t connection);
+
 /* True when the handle names an open connection. */
 int tcp_server_is_open(const struct tcp_server *server, uint64_t connection);
 

@@ -93,6 +93,26 @@ struct netio_transport_stats {
 	uint64_t tx_full;            /* tx_burst calls stopped by a full socket */
 	uint64_t rcvbuf_bytes;       /* socket buffers granted by the kernel */
 	uint64_t sndbuf_bytes;
+	/* DPDK backend only (0 for UDP). Frames, not datagrams: every frame
+	 * the port delivered, then the ones dropped, by reason (in the order of
+	 * enum dpdk_drop in dpdk_packet.h), and what was answered in netio. */
+	uint64_t rx_frames;
+	uint64_t drop_ether_type;    /* neither IPv4 nor ARP */
+	uint64_t drop_ether_dst;     /* unicast to another MAC */
+	uint64_t drop_truncated;     /* shorter than its headers / IPv4 length */
+	uint64_t drop_ip_header;     /* IPv4 version or header length invalid */
+	uint64_t drop_ip_checksum;
+	uint64_t drop_ip_fragment;   /* fragments are not reassembled */
+	uint64_t drop_ip_dst;        /* another IPv4 address */
+	uint64_t drop_ip_protocol;   /* neither UDP nor ICMP */
+	uint64_t drop_udp_length;    /* UDP length < 8 or beyond the IPv4 payload */
+	uint64_t drop_udp_checksum;
+	uint64_t drop_udp_port;      /* another UDP port */
+	uint64_t drop_arp;           /* ARP not asking for our address */
+	uint64_t drop_icmp;          /* ICMP but not a valid echo request */
+	uint64_t arp_replies;        /* ARP requests answered */
+	uint64_t icmp_replies;       /* ICMP echo requests answered */
+	uint64_t tx_no_mbuf;         /* tx_burst calls stopped by an empty mbuf pool */
 };
 
 struct netio_transport;
@@ -144,6 +164,7 @@ struct netio_transport {
 
 /* Backends. */
 extern const struct netio_transport_ops netio_transport_udp;
+extern const struct netio_transport_ops netio_transport_dpdk;
 
 /* Convenience wrappers: the engine calls these. */
 static inline int netio_transport_open(const struct netio_transport_ops *ops,

@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential pkg-config meson ninja-build
   libdpdk-dev liburing-dev libxxhash-dev libjemalloc-dev libcriterion-dev
   libmicrohttpd-dev python3 iproute2 procps
+  gnuplot-nox
 )
 
 missing=()

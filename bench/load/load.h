@@ -94,6 +94,7 @@ static inline uint64_t load_account_id(const struct load_accounts *accounts, uin
 /* One second of the run, for the progress line, the JSON and the plot. */
 struct load_second {
 	double t_s;                  /* end of the second, since the run began */
+	double span_s;               /* its length: 1, less for the last one */
 	uint64_t sent;               /* first transmissions */
 	uint64_t completed;          /* final answers */
 	uint64_t approved;

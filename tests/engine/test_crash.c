@@ -201,3 +201,77 @@ Test(crash, kill_9_under_load_keeps_every_acknowledged_payment, .fini = stop_all
 	char report[16384];
 	cr_assert_eq(harness_audit(&harness, NULL, report, sizeof(report)), 0, "%s", report);
 }
+
+/* An account id owned by `shard` of `count`, searching upward from `from`. */
+static uint64_t account_on(uint32_t shard, uint32_t count, uint64_t from)
+{
+	while (ledger_shard_of(from, count) != shard)
+		from++;
+	return from;
+}
+
+Test(shards, holds_captures_and_refunds_cross_shards, .fini = stop_all, .timeout = 120)
+{
+	harness_init(&harness, 2, NULL);
+	cr_assert(harness_start(&harness, NULL));
+	uint64_t customer = account_on(0, 2, 5000);
+	uint64_t merchant = account_on(1, 2, 6000);
+	harness_open(&harness, FUNDING, LEDGER_ACCOUNT_FUNDING);
+	harness_open(&harness, customer, 0);
+	harness_open(&harness, merchant, LEDGER_ACCOUNT_MERCHANT);
+	harness_deposit(&harness, FUNDING, customer, 10000);
+
+	/* Authorize 3000, capture 2500: the rest is released. */
+	struct ledger_request hold = harness_request(&harness, LEDGER_KIND_HOLD, customer, merchant,
+						     3000);
+	struct ledger_result held = harness_call(&harness, &hold);
+	cr_assert_eq(held.code, LEDGER_OK);
+	cr_assert_eq(held.balance, 7000, "available shrinks by the hold");
+	struct ledger_request capture = harness_request(&harness, LEDGER_KIND_CAPTURE, customer, 0,
+							2500);
+	capture.reference_id = hold.id;
+	cr_assert_eq(harness_call(&harness, &capture).code, LEDGER_OK);
+	cr_assert_eq(harness_balance(&harness, customer), 7500);
+	cr_assert_eq(harness_balance(&harness, merchant), 2500, "the capture credit crossed shards");
+	cr_assert_eq(harness_call(&harness, &capture).flags & LEDGER_RESULT_DUPLICATE,
+		     LEDGER_RESULT_DUPLICATE);
+	struct ledger_request again = capture;
+	again.id = ++harness.next_id;
+	cr_assert_eq(harness_call(&harness, &again).code, LEDGER_HOLD_ALREADY_CAPTURED);
+
+	/* A payment, refunded in two parts by the merchant across shards. */
+	struct ledger_request pay = harness_request(&harness, LEDGER_KIND_PAY, customer, merchant, 1000);
+	cr_assert_eq(harness_call(&harness, &pay).code, LEDGER_OK);
+	struct ledger_request refund = harness_request(&harness, LEDGER_KIND_REFUND, merchant,
+						       customer, 600);
+	refund.reference_id = pay.id;
+	cr_assert_eq(harness_call(&harness, &refund).code, LEDGER_OK);
+	struct ledger_request more = harness_request(&harness, LEDGER_KIND_REFUND, merchant, customer,
+						     401);
+	more.reference_id = pay.id;
+	cr_assert_eq(harness_call(&harness, &more).code, LEDGER_REFUND_EXCEEDS_PAYMENT);
+	more.amount = 400;
+	more.id = ++harness.next_id;
+	cr_assert_eq(harness_call(&harness, &more).code, LEDGER_OK);
+	/* A refund of a refund is not a refund. */
+	struct ledger_request back = harness_request(&harness, LEDGER_KIND_REFUND, customer, merchant,
+						     100);
+	back.reference_id = refund.id;
+	uint16_t code = harness_call(&harness, &back).code;
+	cr_assert(code == LEDGER_NOT_REFUNDABLE || code == LEDGER_TRANSFER_NOT_FOUND,
+		  "refund of a refund: %s", ledger_result_name(code));
+	cr_assert_eq(harness_balance(&harness, customer), 7500);
+	cr_assert_eq(harness_balance(&harness, merchant), 2500);
+
+	/* A hold voided releases everything. */
+	struct ledger_request second = harness_request(&harness, LEDGER_KIND_HOLD, customer, merchant,
+						       500);
+	cr_assert_eq(harness_call(&harness, &second).code, LEDGER_OK);
+	struct ledger_request release = harness_request(&harness, LEDGER_KIND_VOID, customer, 0, 0);
+	release.reference_id = second.id;
+	cr_assert_eq(harness_call(&harness, &release).code, LEDGER_OK);
+	cr_assert_eq(harness_balance(&harness, customer), 7500);
+	cr_assert_eq(harness_stop(&harness), 0);
+	char report[16384];
+	cr_assert_eq(harness_audit(&harness, NULL, report, sizeof(report)), 0, "%s", report);
+}

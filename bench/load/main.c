@@ -1,0 +1,511 @@
+/*
+ * main.c — payswitch-load: drives the switch with micro-payment workloads
+ * and checks that the balances it reports are what the generator saw.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "driver.h"
+#include "echo.h"
+#include "load.h"
+#include "report.h"
+#include "verify.h"
+#include "workload.h"
+
+static const char usage_text[] =
+	"usage: payswitch-load [OPTIONS]\n"
+	"\n"
+	"Drives a payswitch over the native protocol with micro-payment workloads,\n"
+	"prints a progress line each second and a summary, and verifies that every\n"
+	"balance the switch reports equals the generator's own tally.\n"
+	"\n"
+	"target:\n"
+	"  --server HOST:PORT     the switch (default 127.0.0.1:7000)\n"
+	"  --echo                 no switch: an in-process stand-in approves everything,\n"
+	"                         to measure the generator alone (no verification)\n"
+	"load shape:\n"
+	"  --window N             closed loop: requests in flight (default 4096)\n"
+	"  --rate R               open loop: requests/s (k, M suffixes); latency counts\n"
+	"                         from the scheduled send time\n"
+	"  --profile flat|morning open-loop rate over the run (morning: a rush peaking\n"
+	"                         at 40%% of the run, 30%% of the rate at the edges)\n"
+	"  --per-datagram K       requests per datagram, 1..128 (default 128)\n"
+	"  --inflight-max N       open loop: requests in flight at most (default 131072)\n"
+	"  --duration S           seconds of load (default 10)\n"
+	"  --count N              stop after N requests (with --duration: whichever first)\n"
+	"workload:\n"
+	"  --mix coffee=60,bills=10,news=30   weights of the models (default as shown)\n"
+	"  --zipf S               payee skew exponent (default 1.0; 0 = uniform)\n"
+	"  --payers N             wallets (default 20000)\n"
+	"  --merchants N          coffee shops (default 2000)\n"
+	"  --utilities N          bill payees, few and hot (default 8)\n"
+	"  --publishers N         newspapers (default 40)\n"
+	"  --broke-share F        share of payers funded with little (default 0.05)\n"
+	"  --retry-share F        share of requests repeated with the same id (default 0.01)\n"
+	"  --refund-share F       share of requests that refund a payment (default 0.01)\n"
+	"  --hold-share F         share of coffees and bills held first, then captured or\n"
+	"                         voided (default 0.05)\n"
+	"  --payer-funds CENTS    deposit per payer (default 10000000)\n"
+	"  --broke-funds CENTS    deposit per broke payer (default 2000)\n"
+	"  --account-base N       account ids are N (funding), N+1, ... (default 1000000)\n"
+	"  --use-existing         accounts may exist already (a rerun on the same data)\n"
+	"  --currency N           ISO 4217 numeric (default 978)\n"
+	"  --seed N               workload random seed (default: from the clock)\n"
+	"robustness:\n"
+	"  --timeout-ms N         resend the same request after N ms unanswered (default 500)\n"
+	"  --retransmits N        then give up: NO_ANSWER, the run fails (default 20)\n"
+	"output:\n"
+	"  --json FILE            config, totals, codes, latency, verification, per-second series\n"
+	"  --plot FILE.png        throughput and latency over time (gnuplot)\n"
+	"  --quiet                no progress line\n"
+	"  --no-verify            skip the balance check\n"
+	"test hook:\n"
+	"  --corrupt-tally ID     add one cent to the expected balance of account ID before\n"
+	"                         verifying: the run must then fail naming that account\n"
+	"\n"
+	"Exit status: 0 pass, 1 verification failed or requests unanswered, 2 usage,\n"
+	"3 the switch cannot be reached or set up.\n";
+
+enum option_key {
+	OPT_SERVER = 256, OPT_ECHO, OPT_WINDOW, OPT_RATE, OPT_PROFILE, OPT_PER_DATAGRAM,
+	OPT_INFLIGHT, OPT_DURATION, OPT_COUNT, OPT_MIX, OPT_ZIPF, OPT_PAYERS, OPT_MERCHANTS,
+	OPT_UTILITIES, OPT_PUBLISHERS, OPT_BROKE, OPT_RETRY, OPT_REFUND, OPT_HOLD,
+	OPT_PAYER_FUNDS, OPT_BROKE_FUNDS, OPT_BASE, OPT_EXISTING, OPT_CURRENCY, OPT_SEED,
+	OPT_TIMEOUT, OPT_RETRANSMITS, OPT_JSON, OPT_PLOT, OPT_QUIET, OPT_NO_VERIFY, OPT_CORRUPT,
+};
+
+static const struct option long_options[] = {
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "echo", no_argument, NULL, OPT_ECHO },
+	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "per-datagram", required_argument, NULL, OPT_PER_DATAGRAM },
+	{ "inflight-max", required_argument, NULL, OPT_INFLIGHT },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "mix", required_argument, NULL, OPT_MIX },
+	{ "zipf", required_argument, NULL, OPT_ZIPF },
+	{ "payers", required_argument, NULL, OPT_PAYERS },
+	{ "merchants", required_argument, NULL, OPT_MERCHANTS },
+	{ "utilities", required_argument, NULL, OPT_UTILITIES },
+	{ "publishers", required_argument, NULL, OPT_PUBLISHERS },
+	{ "broke-share", required_argument, NULL, OPT_BROKE },
+	{ "retry-share", required_argument, NULL, OPT_RETRY },
+	{ "refund-share", required_argument, NULL, OPT_REFUND },
+	{ "hold-share", required_argument, NULL, OPT_HOLD },
+	{ "payer-funds", required_argument, NULL, OPT_PAYER_FUNDS },
+	{ "broke-funds", required_argument, NULL, OPT_BROKE_FUNDS },
+	{ "account-base", required_argument, NULL, OPT_BASE },
+	{ "use-existing", no_argument, NULL, OPT_EXISTING },
+	{ "currency", required_argument, NULL, OPT_CURRENCY },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+	{ "retransmits", required_argument, NULL, OPT_RETRANSMITS },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "plot", required_argument, NULL, OPT_PLOT },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+	{ "corrupt-tally", required_argument, NULL, OPT_CORRUPT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void config_default(struct load_config *config)
+{
+	memset(config, 0, sizeof(*config));
+	snprintf(config->host, sizeof(config->host), "127.0.0.1");
+	config->port = 7000;
+	config->currency = 978;
+	config->account_base = 1000000;
+	config->payers = 20000;
+	config->merchants = 2000;
+	config->utilities = 8;
+	config->publishers = 40;
+	config->mix[0] = 60;
+	config->mix[1] = 10;
+	config->mix[2] = 30;
+	config->zipf_s = 1.0;
+	config->broke_share = 0.05;
+	config->retry_share = 0.01;
+	config->refund_share = 0.01;
+	config->hold_share = 0.05;
+	config->payer_funds_cents = 10000000;
+	config->broke_funds_cents = 2000;
+	config->window = 4096;
+	config->per_datagram = NETIO_BATCH_MAX;
+	config->inflight_max = 131072;
+	config->duration_s = 10;
+	config->timeout_ms = 500;
+	config->retransmits_max = 20;
+	config->seed = (uint64_t)time(NULL) * 2654435761u;
+}
+
+/* A whole number with an optional k / M / G suffix (powers of 1000). */
+static int parse_count(const char *text, uint64_t *value)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long number = strtoull(text, &end, 10);
+	if (errno != 0 || end == text || text[0] == '-')
+		return -1;
+	uint64_t scale = 1;
+	if (*end == 'k' || *end == 'K')
+		scale = 1000;
+	else if (*end == 'M' || *end == 'm')
+		scale = 1000000;
+	else if (*end == 'G' || *end == 'g')
+		scale = 1000000000;
+	if (scale != 1)
+		end++;
+	if (*end != '\0' || number > UINT64_MAX / scale)
+		return -1;
+	*value = number * scale;
+	return 0;
+}
+
+static int parse_share(const char *text, double *value)
+{
+	char *end = NULL;
+	double number = strtod(text, &end);
+	if (end == text || *end != '\0' || !(number >= 0.0) || number > 1.0)
+		return -1;
+	*value = number;
+	return 0;
+}
+
+static int parse_u32(const char *text, uint32_t low, uint32_t high, uint32_t *value)
+{
+	uint64_t number = 0;
+	if (parse_count(text, &number) != 0 || number < low || number > high)
+		return -1;
+	*value = (uint32_t)number;
+	return 0;
+}
+
+static int parse_mix(const char *text, uint32_t mix[LOAD_WORKLOADS])
+{
+	static const char *const names[LOAD_WORKLOADS] = { "coffee", "bills", "news" };
+	uint32_t parsed[LOAD_WORKLOADS] = { 0 };
+	char copy[256];
+	snprintf(copy, sizeof(copy), "%s", text);
+	char *save = NULL;
+	for (char *part = strtok_r(copy, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+		char *equals = strchr(part, '=');
+		if (equals == NULL)
+			return -1;
+		*equals = '\0';
+		uint32_t index = LOAD_WORKLOADS;
+		for (uint32_t i = 0; i < LOAD_WORKLOADS; i++)
+			if (!strcmp(part, names[i]) || (i == 2 && !strcmp(part, "newspapers")))
+				index = i;
+		if (index == LOAD_WORKLOADS || parse_u32(equals + 1, 0, 1000000, &parsed[index]) != 0)
+			return -1;
+	}
+	if (parsed[0] + parsed[1] + parsed[2] == 0)
+		return -1;
+	memcpy(mix, parsed, sizeof(parsed));
+	return 0;
+}
+
+static int parse_server(const char *text, struct load_config *config)
+{
+	const char *colon = strrchr(text, ':');
+	uint32_t port = 0;
+	if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof(config->host) ||
+	    parse_u32(colon + 1, 1, 65535, &port) != 0)
+		return -1;
+	size_t length = (size_t)(colon - text);
+	if (text[0] == '[' && colon[-1] == ']') {
+		text++;
+		length -= 2;
+	}
+	memcpy(config->host, text, length);
+	config->host[length] = '\0';
+	config->port = (uint16_t)port;
+	return 0;
+}
+
+static int parse_number_option(int option, const char *text, struct load_config *config)
+{
+	uint64_t value = 0;
+	switch (option) {
+	case OPT_WINDOW: return parse_u32(text, 1, 1u << 20, &config->window);
+	case OPT_RATE: return parse_count(text, &config->rate) != 0 || config->rate == 0 ? -1 : 0;
+	case OPT_PER_DATAGRAM: return parse_u32(text, 1, NETIO_BATCH_MAX, &config->per_datagram);
+	case OPT_INFLIGHT: return parse_u32(text, 1, 1u << 22, &config->inflight_max);
+	case OPT_COUNT: return parse_count(text, &config->count);
+	case OPT_PAYERS: return parse_u32(text, 2, 100000000, &config->payers);
+	case OPT_MERCHANTS: return parse_u32(text, 1, 10000000, &config->merchants);
+	case OPT_UTILITIES: return parse_u32(text, 1, 10000000, &config->utilities);
+	case OPT_PUBLISHERS: return parse_u32(text, 1, 10000000, &config->publishers);
+	case OPT_PAYER_FUNDS: return parse_count(text, &config->payer_funds_cents);
+	case OPT_BROKE_FUNDS: return parse_count(text, &config->broke_funds_cents);
+	case OPT_BASE:
+		if (parse_count(text, &config->account_base) != 0 || config->account_base == 0 ||
+		    config->account_base > (1ull << 62))
+			return -1;
+		return 0;
+	case OPT_CURRENCY:
+		if (parse_count(text, &value) != 0 || value == 0 || value > 999)
+			return -1;
+		config->currency = (uint16_t)value;
+		return 0;
+	case OPT_SEED: return parse_count(text, &config->seed);
+	case OPT_TIMEOUT: return parse_u32(text, 1, 60000, &config->timeout_ms);
+	case OPT_RETRANSMITS: return parse_u32(text, 0, 250, &config->retransmits_max);
+	case OPT_CORRUPT:
+		config->corrupt = true;
+		return parse_count(text, &config->corrupt_account);
+	default: return -1;
+	}
+}
+
+static int parse_option(int option, const char *text, struct load_config *config,
+			bool *no_verify)
+{
+	char *end = NULL;
+	switch (option) {
+	case OPT_SERVER: return parse_server(text, config);
+	case OPT_ECHO: config->echo = true; return 0;
+	case OPT_PROFILE:
+		if (!strcmp(text, "flat"))
+			config->profile = LOAD_PROFILE_FLAT;
+		else if (!strcmp(text, "morning"))
+			config->profile = LOAD_PROFILE_MORNING;
+		else
+			return -1;
+		return 0;
+	case OPT_DURATION:
+		config->duration_s = strtod(text, &end);
+		return end == text || *end != '\0' || !(config->duration_s >= 0) ? -1 : 0;
+	case OPT_MIX: return parse_mix(text, config->mix);
+	case OPT_ZIPF:
+		config->zipf_s = strtod(text, &end);
+		return end == text || *end != '\0' || !(config->zipf_s >= 0) || config->zipf_s > 10 ? -1 : 0;
+	case OPT_BROKE: return parse_share(text, &config->broke_share);
+	case OPT_RETRY: return parse_share(text, &config->retry_share);
+	case OPT_REFUND: return parse_share(text, &config->refund_share);
+	case OPT_HOLD: return parse_share(text, &config->hold_share);
+	case OPT_EXISTING: config->use_existing = true; return 0;
+	case OPT_JSON: config->json_path = text; return 0;
+	case OPT_PLOT: config->plot_path = text; return 0;
+	case OPT_QUIET: config->quiet = true; return 0;
+	case OPT_NO_VERIFY: *no_verify = true; return 0;
+	default: return parse_number_option(option, text, config);
+	}
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_arguments(int argc, char **argv, struct load_config *config, bool *no_verify)
+{
+	int option;
+	while ((option = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+		if (option == 'h') {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (option == '?')
+			return 2;
+		if (parse_option(option, optarg, config, no_verify) != 0) {
+			fprintf(stderr, "payswitch-load: bad value '%s' for --%s\n", optarg ? optarg : "",
+				long_options[option - OPT_SERVER].name);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "payswitch-load: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (config->duration_s == 0 && config->count == 0) {
+		fprintf(stderr, "payswitch-load: give --duration S or --count N\n");
+		return 2;
+	}
+	if (config->broke_share * config->payers >= config->payers) {
+		fprintf(stderr, "payswitch-load: --broke-share leaves no funded payer\n");
+		return 2;
+	}
+	return -1;
+}
+
+struct run {
+	struct load_config config;
+	struct load_accounts accounts;
+	struct load_workload workload;
+	struct load_echo *echo;
+	struct netio_client *client;
+	struct load_driver *driver;
+	int64_t *expected;
+	struct load_verification verification;
+	bool no_verify;
+	char verdict[256];
+};
+
+static int run_open(struct run *run)
+{
+	int error = 0;
+	if (run->config.echo) {
+		run->echo = load_echo_start(&run->config.port, &error);
+		if (run->echo == NULL) {
+			fprintf(stderr, "payswitch-load: echo stand-in: %s\n", strerror(-error));
+			return 3;
+		}
+		snprintf(run->config.host, sizeof(run->config.host), "127.0.0.1");
+		run->no_verify = true;
+	}
+	load_accounts_layout(&run->config, &run->accounts);
+	run->expected = calloc(run->accounts.total, sizeof(int64_t));
+	if (run->expected == NULL || load_workload_init(&run->workload, &run->config,
+							 &run->accounts) != 0) {
+		fprintf(stderr, "payswitch-load: out of memory\n");
+		return 3;
+	}
+	run->client = netio_client_open(run->config.host, run->config.port, &error);
+	if (run->client == NULL) {
+		fprintf(stderr, "payswitch-load: cannot reach %s:%u: %s\n", run->config.host,
+			run->config.port, strerror(-error));
+		return 3;
+	}
+	if (!run->config.echo) {
+		fprintf(stderr, "payswitch-load: setting up %u accounts %llu..%llu on %s:%u\n",
+			run->accounts.total, (unsigned long long)run->accounts.base,
+			(unsigned long long)(run->accounts.base + run->accounts.total - 1),
+			run->config.host, run->config.port);
+		if (load_setup(&run->config, &run->accounts, run->client, run->expected, stderr) != 0)
+			return 3;
+	}
+	run->driver = load_driver_create(&run->config, &run->accounts, &run->workload, run->client,
+					 run->expected, &error);
+	if (run->driver == NULL) {
+		fprintf(stderr, "payswitch-load: %s\n", strerror(-error));
+		return 3;
+	}
+	return -1;
+}
+
+static void run_close(struct run *run)
+{
+	load_driver_destroy(run->driver);
+	if (run->client)
+		netio_client_close(run->client);
+	load_echo_stop(run->echo);
+	load_workload_fini(&run->workload);
+	free(run->expected);
+}
+
+/* Verifies and writes the verdict. Returns the exit status so far. */
+static int run_verify(struct run *run, int driven)
+{
+	const struct load_totals *totals = load_driver_totals(run->driver);
+	int status = 0;
+	snprintf(run->verdict, sizeof(run->verdict), "PASS");
+	if (driven != 0) {
+		snprintf(run->verdict, sizeof(run->verdict), "FAIL: %llu requests unanswered (%s)",
+			 (unsigned long long)totals->codes[LOAD_CODE_NO_ANSWER], strerror(-driven));
+		status = 1;
+	}
+	if (run->no_verify || status != 0)
+		return status;
+	if (run->config.corrupt) {
+		uint64_t index = run->config.corrupt_account - run->accounts.base;
+		if (run->config.corrupt_account < run->accounts.base || index >= run->accounts.total) {
+			fprintf(stderr, "payswitch-load: --corrupt-tally %llu is not an account of this run\n",
+				(unsigned long long)run->config.corrupt_account);
+			return 2;
+		}
+		fprintf(stderr, "payswitch-load: test hook: expected balance of account %llu "
+				"altered by +1 cent\n", (unsigned long long)run->config.corrupt_account);
+		run->expected[index] += 1;
+	}
+	int64_t differ = load_verify(&run->config, &run->accounts, run->client, run->expected,
+				     &run->verification);
+	if (differ < 0) {
+		snprintf(run->verdict, sizeof(run->verdict), "FAIL: balances could not be read (%s)",
+			 strerror((int)-differ));
+		return 1;
+	}
+	if (differ > 0) {
+		for (uint32_t i = 0; i < run->verification.kept_count; i++) {
+			const struct load_mismatch *m = &run->verification.kept[i];
+			fprintf(stderr, "VERIFICATION FAILED: account %llu: expected balance %lld, "
+					"switch reports %lld (difference %lld cents)\n",
+				(unsigned long long)m->account_id, (long long)m->expected,
+				(long long)m->actual, (long long)(m->actual - m->expected));
+		}
+		snprintf(run->verdict, sizeof(run->verdict),
+			 "FAIL: %lld of %u balances differ from the tally", (long long)differ,
+			 run->accounts.total);
+		return 1;
+	}
+	if (totals->retries_reapplied || totals->unexpected_duplicates) {
+		snprintf(run->verdict, sizeof(run->verdict),
+			 "FAIL: exactly-once: %llu repeats applied again, %llu unexpected duplicates",
+			 (unsigned long long)totals->retries_reapplied,
+			 (unsigned long long)totals->unexpected_duplicates);
+		return 1;
+	}
+	return 0;
+}
+
+static int run_report(struct run *run, int status)
+{
+	struct load_report report = {
+		.config = &run->config,
+		.accounts = &run->accounts,
+		.totals = load_driver_totals(run->driver),
+		.histogram = load_driver_histogram(run->driver),
+		.verification = &run->verification,
+		.verdict = run->verdict,
+	};
+	report.series = load_driver_series(run->driver, &report.series_count);
+	load_report_summary(&report, stdout);
+	fflush(stdout);
+	if (run->config.json_path) {
+		int written = load_report_json(&report, run->config.json_path);
+		if (written != 0) {
+			fprintf(stderr, "payswitch-load: writing %s: %s\n", run->config.json_path,
+				strerror(-written));
+			status = status ? status : 1;
+		}
+	}
+	if (run->config.plot_path) {
+		int plotted = load_report_plot(&report, run->config.plot_path);
+		if (plotted != 0) {
+			fprintf(stderr, "payswitch-load: plot %s failed (is gnuplot installed?)\n",
+				run->config.plot_path);
+			status = status ? status : 1;
+		}
+	}
+	if (status == 1)
+		fprintf(stderr, "payswitch-load: %s\n", run->verdict);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static struct run run;
+	config_default(&run.config);
+	int status = parse_arguments(argc, argv, &run.config, &run.no_verify);
+	if (status >= 0)
+		return status;
+	status = run_open(&run);
+	if (status >= 0) {
+		run_close(&run);
+		return status;
+	}
+	fprintf(stderr, "payswitch-load: %s loop, %s%u per datagram, %s%.0f s%s\n",
+		run.config.rate ? "open" : "closed", "", run.config.per_datagram,
+		run.config.count ? "count-limited, " : "", run.config.duration_s,
+		run.config.echo ? ", echo stand-in (no switch)" : "");
+	int driven = load_driver_run(run.driver);
+	if (driven != 0 && driven != -ETIMEDOUT)
+		fprintf(stderr, "payswitch-load: socket failure: %s\n", strerror(-driven));
+	status = run_verify(&run, driven);
+	status = run_report(&run, status);
+	run_close(&run);
+	return status;
+}

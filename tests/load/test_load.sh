@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# tests/load: payswitch-load against the real daemon.
+#   test_load.sh short     a short mixed run passes verification, the switch stops
+#                          cleanly and the audit passes
+#   test_load.sh corrupt   a deliberately wrong expected balance fails the run
+#                          loudly, naming the account
+#   test_load.sh json      --json writes well-formed JSON with every section
+# PAYSWITCH and PAYSWITCH_LOAD are the binaries' paths (tests/load/meson.build).
+set -euo pipefail
+case_name="${1:?usage: test_load.sh short|corrupt|json}"
+: "${PAYSWITCH:?PAYSWITCH is not set}" "${PAYSWITCH_LOAD:?PAYSWITCH_LOAD is not set}"
+
+dir=$(mktemp -d /tmp/payswitch-load-test-XXXXXX)
+pid=""
+cleanup() {
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  if [[ -z "${PAYSWITCH_KEEP:-}" ]]; then rm -rf "$dir"; fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL ($case_name): $*" >&2; echo "--- switch log:" >&2; tail -n 30 "$dir/switch.log" >&2 || true; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+"$PAYSWITCH" format "$dir/data" --shards 2 --accounts 100000 --transfers 1000000 >"$dir/format.log" 2>&1 \
+  || fail "format: $(cat "$dir/format.log")"
+port=$(free_port)
+"$PAYSWITCH" start --data-dir "$dir/data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
+  >"$dir/switch.log" 2>&1 &
+pid=$!
+
+# Ready when a balance request is answered (at most ~20 s).
+ready=0
+for _ in $(seq 1 100); do
+  kill -0 "$pid" 2>/dev/null || fail "the switch exited at start"
+  if "$PAYSWITCH" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 >/dev/null 2>&1 \
+     || [[ $? -eq 1 ]]; then ready=1; break; fi
+  sleep 0.2
+done
+[[ $ready -eq 1 ]] || fail "the switch did not answer within 20 s"
+
+# Small and short: the sanitizer build runs the same test.
+load=("$PAYSWITCH_LOAD" --server "127.0.0.1:$port" --duration 3 --window 512 --per-datagram 32
+      --payers 2000 --merchants 200 --utilities 4 --publishers 10 --quiet
+      --mix coffee=60,bills=10,news=30 --broke-share 0.1 --retry-share 0.02
+      --refund-share 0.02 --hold-share 0.1 --seed 7)
+
+stop_and_audit() {
+  kill -TERM "$pid"
+  local status=0
+  wait "$pid" || status=$?
+  pid=""
+  [[ $status -eq 0 ]] || fail "the switch exited with $status after SIGTERM"
+  "$PAYSWITCH" audit "$dir/data" >"$dir/audit.log" 2>&1 || fail "audit failed: $(tail -n 20 "$dir/audit.log")"
+}
+
+case "$case_name" in
+  short)
+    status=0
+    "${load[@]}" >"$dir/load.out" 2>"$dir/load.err" || status=$?
+    cat "$dir/load.out"
+    [[ $status -eq 0 ]] || fail "payswitch-load exited $status: $(tail -n 20 "$dir/load.err")"
+    grep -q "verdict            PASS" "$dir/load.out" || fail "no PASS verdict"
+    grep -Eq "verification       [0-9]+ accounts, 0 differ" "$dir/load.out" || fail "no verification line"
+    grep -q "INSUFFICIENT_FUNDS=" "$dir/load.out" || fail "broke payers were never declined"
+    grep -Eq "deliberate retries [1-9][0-9]*: duplicate [1-9]" "$dir/load.out" || fail "no duplicate answered"
+    # A second run on the same accounts (--use-existing) also verifies.
+    status=0
+    "${load[@]}" --duration 1 --use-existing >"$dir/load2.out" 2>"$dir/load2.err" || status=$?
+    [[ $status -eq 0 ]] || fail "rerun with --use-existing exited $status: $(tail -n 20 "$dir/load2.err")"
+    stop_and_audit
+    ;;
+  corrupt)
+    # Account base + 5 is a payer: its expected balance is made one cent off.
+    status=0
+    "${load[@]}" --duration 1 --corrupt-tally 1000005 >"$dir/load.out" 2>"$dir/load.err" || status=$?
+    cat "$dir/load.err"
+    [[ $status -eq 1 ]] || fail "payswitch-load exited $status, expected 1"
+    grep -Eq "VERIFICATION FAILED: account 1000005: expected balance -?[0-9]+, switch reports -?[0-9]+ \(difference -1 cents\)" \
+      "$dir/load.err" || fail "the failure does not name account 1000005 with expected vs actual"
+    grep -q "verdict            FAIL: 1 of" "$dir/load.out" || fail "the verdict is not FAIL"
+    stop_and_audit
+    ;;
+  json)
+    status=0
+    "${load[@]}" --duration 2 --json "$dir/load.json" >"$dir/load.out" 2>"$dir/load.err" || status=$?
+    [[ $status -eq 0 ]] || fail "payswitch-load exited $status: $(tail -n 20 "$dir/load.err")"
+    python3 -m json.tool "$dir/load.json" >/dev/null || fail "load.json is not valid JSON"
+    python3 - "$dir/load.json" <<'PY' || fail "load.json lacks a section"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for key in ("config", "totals", "codes", "kinds", "latency", "verification", "verdict", "series"):
+    assert key in doc, key
+assert doc["verdict"] == "PASS", doc["verdict"]
+assert doc["totals"]["completed"] > 0
+assert doc["codes"]["OK"] > 0
+for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"):
+    assert doc["latency"][key] >= 0, key
+assert doc["latency"]["p50_ms"] <= doc["latency"]["p99_ms"] <= doc["latency"]["max_ms"]
+assert len(doc["series"]) >= 2 and all("completed" in s for s in doc["series"])
+assert doc["verification"]["done"] and doc["verification"]["mismatches"] == 0
+print("json ok:", doc["totals"]["completed"], "requests,", len(doc["series"]), "seconds")
+PY
+    stop_and_audit
+    ;;
+  *) echo "unknown case $case_name" >&2; exit 2 ;;
+esac
+echo "PASS ($case_name)"
