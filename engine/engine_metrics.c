@@ -6,6 +6,10 @@
  */
 #include "engine.h"
 
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "netio.h"
 #include "shard.h"
 #include "worker.h"
@@ -186,6 +190,80 @@ static void render_shards(struct engine *engine, struct metrics_text *text)
 	}
 }
 
+/* Transport counters, read through netio_transport_stats_read() (safe while
+ * the worker runs). Drop reasons are the DPDK backend's; UDP reports 0. */
+#define TRANSPORT_FIELD(field, help) \
+	{ #field, help, offsetof(struct netio_transport_stats, field) }
+
+static const struct {
+	const char *name;
+	const char *help;
+	size_t offset;
+} transport_counters[] = {
+	TRANSPORT_FIELD(rx_datagrams, "Datagrams received by the transport."),
+	TRANSPORT_FIELD(rx_bytes, "Payload bytes received."),
+	TRANSPORT_FIELD(rx_truncated, "Datagrams larger than a receive buffer."),
+	TRANSPORT_FIELD(rx_errors, "Receive calls that failed."),
+	TRANSPORT_FIELD(tx_datagrams, "Datagrams sent."),
+	TRANSPORT_FIELD(tx_errors, "Datagrams the kernel or port refused."),
+	TRANSPORT_FIELD(tx_full, "Send bursts stopped by a full queue."),
+	TRANSPORT_FIELD(rx_frames, "Frames delivered by the DPDK port."),
+	TRANSPORT_FIELD(arp_replies, "ARP requests answered (DPDK)."),
+	TRANSPORT_FIELD(icmp_replies, "ICMP echo requests answered (DPDK)."),
+	TRANSPORT_FIELD(tx_no_mbuf, "Send bursts stopped by an empty mbuf pool (DPDK)."),
+};
+
+static const struct {
+	const char *reason;
+	size_t offset;
+} transport_drops[] = {
+	{ "ether_type", offsetof(struct netio_transport_stats, drop_ether_type) },
+	{ "ether_dst", offsetof(struct netio_transport_stats, drop_ether_dst) },
+	{ "truncated", offsetof(struct netio_transport_stats, drop_truncated) },
+	{ "ip_header", offsetof(struct netio_transport_stats, drop_ip_header) },
+	{ "ip_checksum", offsetof(struct netio_transport_stats, drop_ip_checksum) },
+	{ "ip_fragment", offsetof(struct netio_transport_stats, drop_ip_fragment) },
+	{ "ip_dst", offsetof(struct netio_transport_stats, drop_ip_dst) },
+	{ "ip_protocol", offsetof(struct netio_transport_stats, drop_ip_protocol) },
+	{ "udp_length", offsetof(struct netio_transport_stats, drop_udp_length) },
+	{ "udp_checksum", offsetof(struct netio_transport_stats, drop_udp_checksum) },
+	{ "udp_port", offsetof(struct netio_transport_stats, drop_udp_port) },
+	{ "arp", offsetof(struct netio_transport_stats, drop_arp) },
+	{ "icmp", offsetof(struct netio_transport_stats, drop_icmp) },
+};
+
+static uint64_t stat_at(const struct netio_transport_stats *stats, size_t offset)
+{
+	uint64_t value;
+	memcpy(&value, (const char *)stats + offset, sizeof(value));
+	return value;
+}
+
+static void render_transports(struct engine *engine, struct metrics_text *text)
+{
+	struct netio_transport_stats stats[ENGINE_WORKERS_MAX];
+	for (uint32_t w = 0; w < engine->worker_count; w++)
+		netio_transport_stats_read(engine->workers[w].transport, &stats[w]);
+	for (size_t c = 0; c < sizeof(transport_counters) / sizeof(transport_counters[0]); c++) {
+		char name[96];
+		snprintf(name, sizeof(name), "payswitch_transport_%s_total", transport_counters[c].name);
+		metrics_text_header(text, name, "counter", transport_counters[c].help);
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			metrics_text_printf(text, "%s{worker=\"%u\"} %llu\n", name, w,
+					    (unsigned long long)stat_at(&stats[w],
+									transport_counters[c].offset));
+	}
+	metrics_text_header(text, "payswitch_transport_drops_total", "counter",
+			    "Frames the DPDK transport dropped, by reason.");
+	for (size_t d = 0; d < sizeof(transport_drops) / sizeof(transport_drops[0]); d++) {
+		uint64_t total = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			total += stat_at(&stats[w], transport_drops[d].offset);
+		metrics_text_printf(text, "payswitch_transport_drops_total{reason=\"%s\"} %llu\n",
+				    transport_drops[d].reason, (unsigned long long)total);
+	}
+}
+
 void engine_metrics_render(void *context, struct metrics_text *text)
 {
 	struct engine *engine = context;
@@ -201,4 +279,5 @@ void engine_metrics_render(void *context, struct metrics_text *text)
 	render_workers(engine, text);
 	render_shards(engine, text);
 	render_rings(engine, text);
+	render_transports(engine, text);
 }

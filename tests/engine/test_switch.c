@@ -48,6 +48,9 @@ Test(switch, pays_durably_and_audits_clean, .fini = stop_all, .timeout = 120)
 	cr_assert_gt(harness_metrics(&harness, metrics, sizeof(metrics)), 0, "metrics answer");
 	cr_assert(strstr(metrics, "payswitch_requests_total{worker=\"0\"}") != NULL);
 	cr_assert(strstr(metrics, "payswitch_journal_commit_latency_us_bucket") != NULL);
+	cr_assert(strstr(metrics, "payswitch_transport_rx_datagrams_total{worker=\"0\"}") != NULL);
+	cr_assert(strstr(metrics, "payswitch_ring_occupancy{kind=\"in\",worker=\"0\",shard=\"0\"}") !=
+		  NULL);
 	cr_assert(strstr(metrics, "payswitch_results_total{code=\"INSUFFICIENT_FUNDS\"} 1") != NULL,
 		  "results by code are counted");
 
