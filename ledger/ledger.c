@@ -27,15 +27,7 @@ void ledger_config_default(struct ledger_config *config)
 uint32_t ledger_shard_of(uint64_t account_id, uint32_t shard_count)
 {
 	assert(shard_count > 0);
-	return (uint32_t)(ledger_hash_id(account_id) % shard_count);
-}
-
-bool ledger_is_remote(const struct ledger *ledger, uint64_t id, uint64_t hash)
-{
-	(void)id; /* the caller hashed it already */
-	if (ledger->config.shard_count == 1)
-		return false;
-	return hash % ledger->config.shard_count != ledger->config.shard_index;
+	return (uint32_t)(ledger_hash_shard(account_id) % shard_count);
 }
 
 static uint64_t ledger_power_of_two_at_least(uint64_t n)
@@ -95,13 +87,16 @@ struct ledger *ledger_create(const struct ledger_config *config, int *error)
 		ledger->account_slots = config->accounts_max + 1; /* one empty slot ends every probe */
 	uint64_t window_slots = ledger_power_of_two_at_least(config->transfers_max * 2);
 	uint64_t hold_slots = ledger_power_of_two_at_least(config->holds_max * 2);
-	ledger->window_mask = window_slots - 1;
+	/* The same memory as 2 * transfers_max 8-byte slots, in buckets of
+	 * 7 slots + a count: load <= 4/7. */
+	uint64_t window_buckets = window_slots / 8;
+	ledger->window_mask = window_buckets - 1;
 	ledger->hold_mask = hold_slots - 1;
 
 	ledger->accounts = ledger_allocate(ledger, ledger->account_slots * sizeof(struct ledger_account));
-	ledger->account_tags = ledger_allocate(ledger, ledger->account_slots * sizeof(uint32_t));
+	ledger->account_tags = ledger_allocate(ledger, ledger->account_slots * sizeof(uint16_t));
 	ledger->ring = ledger_allocate(ledger, config->transfers_max * sizeof(struct ledger_window_entry));
-	ledger->window_index = ledger_allocate(ledger, window_slots * sizeof(uint64_t));
+	ledger->window_index = ledger_allocate(ledger, window_buckets * sizeof(struct ledger_window_bucket));
 	ledger->holds = ledger_allocate(ledger, hold_slots * sizeof(struct ledger_hold));
 	ledger->heap = ledger_allocate(ledger, config->holds_max * sizeof(struct ledger_heap_node));
 	if (!ledger->accounts || !ledger->account_tags || !ledger->ring || !ledger->window_index || !ledger->holds ||

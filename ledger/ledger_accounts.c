@@ -56,7 +56,7 @@ void ledger_transit_add(struct ledger *ledger, uint16_t currency, int64_t delta)
 uint16_t ledger_op_open(struct ledger *ledger, struct ledger_op *op)
 {
 	const struct ledger_request *request = op->request;
-	if (request->account_id == 0 || ledger_is_remote(ledger, request->account_id, op->account_hash))
+	if (request->account_id == 0 || ledger_is_remote(ledger, request->account_id))
 		return LEDGER_INVALID_REQUEST;
 	if (ledger_op_account(ledger, op) != NULL)
 		return LEDGER_ACCOUNT_EXISTS;
@@ -160,24 +160,3 @@ uint16_t ledger_op_lookup(struct ledger *ledger, struct ledger_op *op)
 	return entry->code;
 }
 
-uint16_t ledger_check_payee(const struct ledger *ledger, uint64_t other_id, uint64_t other_hash,
-			    struct ledger_account *account, uint16_t currency,
-			    struct ledger_account **payee)
-{
-	*payee = NULL;
-	if (other_id == 0)
-		return LEDGER_PAYEE_NOT_FOUND;
-	if (ledger_is_remote(ledger, other_id, other_hash))
-		return LEDGER_OK; /* checked by the payee's shard when the CREDIT arrives */
-	if (account == NULL)
-		return LEDGER_PAYEE_NOT_FOUND;
-	assert(account->id == other_id);
-	if (account->flags & LEDGER_ACCOUNT_CLOSED)
-		return LEDGER_PAYEE_CLOSED;
-	if (account->flags & LEDGER_ACCOUNT_FROZEN)
-		return LEDGER_PAYEE_FROZEN;
-	if (account->currency != currency)
-		return LEDGER_CURRENCY_MISMATCH;
-	*payee = account;
-	return LEDGER_OK;
-}

@@ -159,7 +159,7 @@ static void ledger_prepare(const struct ledger *ledger, struct ledger_op *op,
 	op->other_home = ledger_account_home(ledger, op->other_hash);
 	__builtin_prefetch(&ledger->account_tags[op->account_home], 0, 3);
 	__builtin_prefetch(&ledger->account_tags[op->other_home], 0, 3);
-	__builtin_prefetch(&ledger->window_index[(op->id_hash >> 32) & ledger->window_mask], 1, 3);
+	__builtin_prefetch(ledger_window_home(ledger, op->id_hash), 1, 3);
 }
 
 /* Stage two: walk the tag probes (their lines are cached now) to the

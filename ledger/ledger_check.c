@@ -49,7 +49,7 @@ int ledger_check_floors(const struct ledger *ledger, struct ledger_violation *re
 {
 	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
 		const struct ledger_account *account = &ledger->accounts[slot];
-		uint32_t tag = ledger->account_tags[slot];
+		uint16_t tag = ledger->account_tags[slot];
 		if (account->id == 0) {
 			if (tag != 0)
 				return ledger_violation(report, "empty account slot %" PRIu64 " has a tag", slot);
@@ -177,27 +177,48 @@ uint32_t ledger_currency_totals(const struct ledger *ledger,
 }
 
 /* The deduplication window: every index slot points at a live ring entry
- * whose id hashes to the slot's fingerprint, and the counts agree. */
+ * whose id hashes to the slot's fingerprint and lives at or after its home
+ * bucket, each bucket's overflow count equals the entries that passed it,
+ * and the counts agree. */
 int ledger_check_window(const struct ledger *ledger, struct ledger_violation *report)
 {
 	uint64_t indexed = 0;
 	uint64_t capacity = ledger->config.transfers_max;
 	uint64_t oldest = (ledger->ring_next + capacity - ledger->ring_count) % capacity;
-	for (uint64_t slot = 0; slot <= ledger->window_mask; slot++) {
-		uint64_t value = ledger->window_index[slot];
-		if (value == 0)
-			continue;
-		indexed++;
-		uint64_t position = (uint32_t)value - 1;
-		uint64_t age = (position + capacity - oldest) % capacity;
-		if (position >= capacity || age >= ledger->ring_count)
-			return ledger_violation(report, "window index slot %" PRIu64 " points outside the ring", slot);
-		uint64_t hash = ledger_hash_id(ledger->ring[position].id);
-		if ((hash >> 32) != (value >> 32))
-			return ledger_violation(report, "window index slot %" PRIu64 " has a stale fingerprint", slot);
+	uint64_t buckets = ledger->window_mask + 1;
+	uint32_t *passed = calloc(buckets, sizeof(uint32_t));
+	if (passed == NULL)
+		return ledger_violation(report, "no memory to check the window");
+	int status = 0;
+	for (uint64_t index = 0; index < buckets && status == 0; index++) {
+		for (uint32_t i = 0; i < LEDGER_WINDOW_BUCKET_SLOTS && status == 0; i++) {
+			uint64_t value = ledger->window_index[index].slot[i];
+			if (value == 0)
+				continue;
+			indexed++;
+			uint64_t position = (uint32_t)value - 1;
+			uint64_t age = (position + capacity - oldest) % capacity;
+			if (position >= capacity || age >= ledger->ring_count) {
+				status = ledger_violation(report, "window bucket %" PRIu64 " points outside the ring", index);
+				break;
+			}
+			uint64_t hash = ledger_hash_id(ledger->ring[position].id);
+			if ((hash >> 32) != (value >> 32)) {
+				status = ledger_violation(report, "window bucket %" PRIu64 " has a stale fingerprint", index);
+				break;
+			}
+			for (uint64_t home = hash & ledger->window_mask; home != index;
+			     home = (home + 1) & ledger->window_mask)
+				passed[home]++;
+		}
 	}
-	if (indexed != ledger->ring_count)
-		return ledger_violation(report, "window index holds %" PRIu64 " entries, ring %" PRIu64,
-					indexed, ledger->ring_count);
-	return 0;
+	for (uint64_t index = 0; index < buckets && status == 0; index++)
+		if (passed[index] != ledger->window_index[index].overflow)
+			status = ledger_violation(report, "window bucket %" PRIu64 " overflow %u, expected %u",
+						  index, ledger->window_index[index].overflow, passed[index]);
+	free(passed);
+	if (status == 0 && indexed != ledger->ring_count)
+		status = ledger_violation(report, "window index holds %" PRIu64 " entries, ring %" PRIu64,
+					  indexed, ledger->ring_count);
+	return status;
 }

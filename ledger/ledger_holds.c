@@ -163,7 +163,7 @@ uint16_t ledger_op_hold(struct ledger *ledger, struct ledger_op *op)
 	code = ledger_check_payer(payer, request->currency);
 	if (code != LEDGER_OK)
 		return code;
-	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+	code = ledger_check_payee(ledger, request->other_id, ledger_op_other(ledger, op),
 				  request->currency, &payee);
 	if (code != LEDGER_OK)
 		return code;
@@ -224,7 +224,7 @@ uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op)
 		return LEDGER_CAPTURE_EXCEEDS_HOLD;
 	struct ledger_account *payee;
 	uint64_t payee_hash = ledger_hash_id(hold->other_id);
-	uint16_t code = ledger_check_payee(ledger, hold->other_id, payee_hash,
+	uint16_t code = ledger_check_payee(ledger, hold->other_id,
 					   ledger_account_find(ledger, hold->other_id, payee_hash),
 					   hold->currency, &payee);
 	if (code != LEDGER_OK)

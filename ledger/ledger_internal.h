@@ -42,6 +42,21 @@ struct ledger_window_entry {
 };
 _Static_assert(sizeof(struct ledger_window_entry) == 64, "window entry is one cache line");
 
+/* One bucket of the window index: one cache line, so a probe is one miss
+ * and one vector compare. A slot is the ring position + 1 in the low half
+ * (0 = empty) and the fingerprint (upper 32 bits of the id's hash) in the
+ * high half; the home bucket comes from the low bits of the hash.
+ * `overflow` counts the entries stored past this bucket whose probe passed
+ * through it (F14-style): a search goes on to the next bucket only while it
+ * is non-zero, so deletion needs no tombstones nor shifting. */
+#define LEDGER_WINDOW_BUCKET_SLOTS 7u
+struct __attribute__((aligned(64))) ledger_window_bucket {
+	uint64_t slot[LEDGER_WINDOW_BUCKET_SLOTS];
+	uint32_t overflow;
+	uint32_t padding;
+};
+_Static_assert(sizeof(struct ledger_window_bucket) == 64, "window bucket is one cache line");
+
 /* A pending hold: the key is the HOLD request id. */
 struct ledger_hold {
 	uint64_t id;           /* 0 = empty slot */
@@ -73,20 +88,16 @@ struct ledger {
 	uint64_t sequence;
 
 	struct ledger_account *accounts;
-	uint32_t *account_tags;       /* per slot: (uint32_t)hash | 1, 0 = empty */
+	uint16_t *account_tags;       /* per slot: (uint16_t)hash | 1, 0 = empty */
 	uint64_t account_slots;       /* accounts_max * 5 / 4, not a power of two */
 	uint64_t account_count;
 
 	struct ledger_window_entry *ring;
 	uint64_t ring_next;           /* position written next */
 	uint64_t ring_count;          /* entries in use, <= transfers_max */
-	uint64_t *window_index;       /* low 32: ring position + 1 (0 empty); high 32: hash >> 32 */
-	uint64_t window_mask;         /* window index slots - 1 (power of two) */
+	struct ledger_window_bucket *window_index; /* one cache line per bucket */
+	uint64_t window_mask;         /* window index buckets - 1 (power of two) */
 	uint64_t evicted_watermark;   /* max timestamp evicted from the ring */
-	/* Id hashes of the entries the next inserts will evict, computed by the
-	 * prefetch pass (position + 1 tags each; 0 = none). */
-	uint64_t evict_tag[LEDGER_CHUNK];
-	uint64_t evict_hash[LEDGER_CHUNK];
 	bool evicted_any;
 
 	struct ledger_hold *holds;
@@ -102,7 +113,24 @@ struct ledger {
 };
 
 /* ---- hashing ------------------------------------------------------------ */
+/* The hash every table of the ledger (accounts, window, holds) places ids
+ * with: a bijective 64-bit mixer (murmur3's fmix64 constants, with a
+ * rotate so both halves feed the top bits), ~6 instructions instead of an
+ * XXH3 call. A bijection means distinct ids never collide on all 64 bits.
+ * XXH3 (ledger_hash_shard) stays the routing hash: the engine shards by it. */
 static inline uint64_t ledger_hash_id(uint64_t id)
+{
+	uint64_t x = id;
+	x ^= x >> 33;
+	x *= UINT64_C(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64_C(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return x;
+}
+
+/* The routing hash: ledger_shard_of() is XXH3(id) % shard_count. */
+static inline uint64_t ledger_hash_shard(uint64_t id)
 {
 	return XXH3_64bits(&id, sizeof(id));
 }
@@ -119,21 +147,23 @@ static inline uint64_t ledger_account_home(const struct ledger *ledger, uint64_t
 	return ledger_fast_range(hash, ledger->account_slots);
 }
 
-static inline uint32_t ledger_account_tag(uint64_t hash)
+/* The low bits: the home slot comes from the high bits (fast range), so
+ * the tag adds independent bits to tell keys of one cluster apart. */
+static inline uint16_t ledger_account_tag(uint64_t hash)
 {
-	return (uint32_t)hash | 1; /* never 0: 0 marks an empty slot */
+	return (uint16_t)hash | 1; /* never 0: 0 marks an empty slot */
 }
 
 /* The first slot on the probe sequence whose tag matches (a candidate: its
  * id still has to be compared), or the account_slots if the sequence ends
- * first. Reads only the tag array: 16 slots per cache line, so a probe
+ * first. Reads only the tag array: 32 slots per cache line, so a probe
  * (2 slots on average at load 0.8) stays in the line prefetched for it. */
 static inline uint64_t ledger_account_candidate(const struct ledger *ledger, uint64_t hash,
 						 uint64_t slot)
 {
-	uint32_t tag = ledger_account_tag(hash);
+	uint16_t tag = ledger_account_tag(hash);
 	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
-		uint32_t found = ledger->account_tags[slot];
+		uint16_t found = ledger->account_tags[slot];
 		if (found == tag)
 			return slot;
 		if (found == 0)
@@ -149,10 +179,10 @@ static inline struct ledger_account *ledger_account_find(const struct ledger *le
 {
 	if (id == 0)
 		return NULL; /* id 0 marks an empty slot: it is never an account */
-	uint32_t tag = ledger_account_tag(hash);
+	uint16_t tag = ledger_account_tag(hash);
 	uint64_t slot = ledger_account_home(ledger, hash);
 	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
-		uint32_t found = ledger->account_tags[slot];
+		uint16_t found = ledger->account_tags[slot];
 		if (found == tag && ledger->accounts[slot].id == id)
 			return &ledger->accounts[slot];
 		if (found == 0)
@@ -201,7 +231,13 @@ struct ledger_window_entry *ledger_window_find(const struct ledger *ledger, uint
 					       uint64_t hash);
 void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entry *entry,
 			  uint64_t hash);
-void ledger_window_prefetch_eviction(struct ledger *ledger, uint32_t ahead);
+void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead);
+
+static inline const struct ledger_window_bucket *ledger_window_home(const struct ledger *ledger,
+								    uint64_t hash)
+{
+	return &ledger->window_index[hash & ledger->window_mask];
+}
 
 
 /* ---- holds (ledger_holds.c) ---------------------------------------------- */
@@ -264,24 +300,116 @@ uint16_t ledger_op_hold(struct ledger *ledger, struct ledger_op *op);
 uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op);
 uint16_t ledger_op_void(struct ledger *ledger, struct ledger_op *op);
 
+/* Building blocks of the operations, inline: they run several times per
+ * request on the hot path. */
+/* Hashes only when sharded: the table hash is not the routing hash. */
+static inline bool ledger_is_remote(const struct ledger *ledger, uint64_t id)
+{
+	if (ledger->config.shard_count == 1)
+		return false;
+	return ledger_hash_shard(id) % ledger->config.shard_count != ledger->config.shard_index;
+}
+
 /* Shared by PAY, HOLD and CAPTURE: the payee side of a transfer. Returns OK
  * when other_id is a valid local payee (*payee set) or lives on another
  * shard (*payee NULL); otherwise the payee's code. */
-uint16_t ledger_check_payee(const struct ledger *ledger, uint64_t other_id, uint64_t other_hash,
+static inline uint16_t ledger_check_payee(const struct ledger *ledger, uint64_t other_id,
 			    struct ledger_account *account, uint16_t currency,
-			    struct ledger_account **payee);
-bool ledger_is_remote(const struct ledger *ledger, uint64_t id, uint64_t hash);
+			    struct ledger_account **payee)
+{
+	*payee = NULL;
+	if (other_id == 0)
+		return LEDGER_PAYEE_NOT_FOUND;
+	if (ledger_is_remote(ledger, other_id))
+		return LEDGER_OK; /* checked by the payee's shard when the CREDIT arrives */
+	if (account == NULL)
+		return LEDGER_PAYEE_NOT_FOUND;
+	assert(account->id == other_id);
+	if (account->flags & LEDGER_ACCOUNT_CLOSED)
+		return LEDGER_PAYEE_CLOSED;
+	if (account->flags & LEDGER_ACCOUNT_FROZEN)
+		return LEDGER_PAYEE_FROZEN;
+	if (account->currency != currency)
+		return LEDGER_CURRENCY_MISMATCH;
+	*payee = account;
+	return LEDGER_OK;
+}
 
-/* Building blocks shared by the transfer and hold operations
- * (ledger_transfers.c). */
-uint16_t ledger_check_amount(uint64_t amount);
-uint16_t ledger_check_payer(struct ledger_account *account, uint16_t currency);
-uint16_t ledger_check_limits(const struct ledger *ledger, const struct ledger_account *payer,
-			     uint64_t amount);
-void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount);
-void ledger_post_credit(struct ledger *ledger, struct ledger_op *op,
-			struct ledger_account *payee, uint16_t currency, uint64_t amount);
-bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount);
-bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount);
+static inline uint16_t ledger_check_amount(uint64_t amount)
+{
+	if (amount == 0)
+		return LEDGER_AMOUNT_ZERO;
+	if (amount > (uint64_t)INT64_MAX)
+		return LEDGER_AMOUNT_OVERFLOW;
+	return LEDGER_OK;
+}
+
+/* Payer side shared by PAY, DEPOSIT, HOLD and REFUND: exists, open, not
+ * frozen, same currency as the request. */
+static inline uint16_t ledger_check_payer(struct ledger_account *account, uint16_t currency)
+{
+	if (account == NULL)
+		return LEDGER_PAYER_NOT_FOUND;
+	if (account->flags & LEDGER_ACCOUNT_CLOSED)
+		return LEDGER_PAYER_CLOSED;
+	if (account->flags & LEDGER_ACCOUNT_FROZEN)
+		return LEDGER_PAYER_FROZEN;
+	if (account->currency != currency)
+		return LEDGER_CURRENCY_MISMATCH;
+	return LEDGER_OK;
+}
+
+static inline uint64_t ledger_spent_today(const struct ledger *ledger, const struct ledger_account *account)
+{
+	return account->spent_day == (uint32_t)ledger->today ? account->spent_today : 0;
+}
+
+/* Per-payment and daily limits (PAY, HOLD). limit 0 = none. */
+static inline uint16_t ledger_check_limits(const struct ledger *ledger, const struct ledger_account *payer,
+			     uint64_t amount)
+{
+	if (payer->limit_payment != 0 && amount > payer->limit_payment)
+		return LEDGER_EXCEEDS_PAYMENT_LIMIT;
+	if (payer->limit_daily != 0) {
+		uint64_t spent;
+		if (__builtin_add_overflow(ledger_spent_today(ledger, payer), amount, &spent) ||
+		    spent > payer->limit_daily)
+			return LEDGER_EXCEEDS_DAILY_LIMIT;
+	}
+	return LEDGER_OK;
+}
+
+static inline void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount)
+{
+	uint64_t spent = ledger_spent_today(ledger, payer);
+	if (__builtin_add_overflow(spent, amount, &spent))
+		spent = UINT64_MAX; /* only without a daily limit: saturate the statistic */
+	payer->spent_today = spent;
+	payer->spent_day = (uint32_t)ledger->today;
+}
+
+/* Posts a credit to a local payee or to transit (remote payee). */
+static inline void ledger_post_credit(struct ledger *ledger, struct ledger_op *op,
+			       struct ledger_account *payee, uint16_t currency, uint64_t amount)
+{
+	if (payee != NULL) {
+		payee->balance += (int64_t)amount; /* overflow checked by the caller */
+	} else {
+		ledger_transit_add(ledger, currency, (int64_t)amount);
+		op->result->flags |= LEDGER_RESULT_CREDIT_REMOTE;
+	}
+}
+
+static inline bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount)
+{
+	int64_t sum;
+	return payee != NULL && __builtin_add_overflow(payee->balance, (int64_t)amount, &sum);
+}
+
+static inline bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount)
+{
+	int64_t difference;
+	return __builtin_sub_overflow(payer->balance, (int64_t)amount, &difference);
+}
 
 #endif /* PAYSWITCH_LEDGER_INTERNAL_H */

@@ -5,83 +5,6 @@
  */
 #include "ledger_internal.h"
 
-uint16_t ledger_check_amount(uint64_t amount)
-{
-	if (amount == 0)
-		return LEDGER_AMOUNT_ZERO;
-	if (amount > (uint64_t)INT64_MAX)
-		return LEDGER_AMOUNT_OVERFLOW;
-	return LEDGER_OK;
-}
-
-/* Payer side shared by PAY, DEPOSIT, HOLD and REFUND: exists, open, not
- * frozen, same currency as the request. */
-uint16_t ledger_check_payer(struct ledger_account *account, uint16_t currency)
-{
-	if (account == NULL)
-		return LEDGER_PAYER_NOT_FOUND;
-	if (account->flags & LEDGER_ACCOUNT_CLOSED)
-		return LEDGER_PAYER_CLOSED;
-	if (account->flags & LEDGER_ACCOUNT_FROZEN)
-		return LEDGER_PAYER_FROZEN;
-	if (account->currency != currency)
-		return LEDGER_CURRENCY_MISMATCH;
-	return LEDGER_OK;
-}
-
-static uint64_t ledger_spent_today(const struct ledger *ledger, const struct ledger_account *account)
-{
-	return account->spent_day == (uint32_t)ledger->today ? account->spent_today : 0;
-}
-
-/* Per-payment and daily limits (PAY, HOLD). limit 0 = none. */
-uint16_t ledger_check_limits(const struct ledger *ledger, const struct ledger_account *payer,
-			     uint64_t amount)
-{
-	if (payer->limit_payment != 0 && amount > payer->limit_payment)
-		return LEDGER_EXCEEDS_PAYMENT_LIMIT;
-	if (payer->limit_daily != 0) {
-		uint64_t spent;
-		if (__builtin_add_overflow(ledger_spent_today(ledger, payer), amount, &spent) ||
-		    spent > payer->limit_daily)
-			return LEDGER_EXCEEDS_DAILY_LIMIT;
-	}
-	return LEDGER_OK;
-}
-
-void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount)
-{
-	uint64_t spent = ledger_spent_today(ledger, payer);
-	if (__builtin_add_overflow(spent, amount, &spent))
-		spent = UINT64_MAX; /* only without a daily limit: saturate the statistic */
-	payer->spent_today = spent;
-	payer->spent_day = (uint32_t)ledger->today;
-}
-
-/* Posts a credit to a local payee or to transit (remote payee). */
-void ledger_post_credit(struct ledger *ledger, struct ledger_op *op,
-			       struct ledger_account *payee, uint16_t currency, uint64_t amount)
-{
-	if (payee != NULL) {
-		payee->balance += (int64_t)amount; /* overflow checked by the caller */
-	} else {
-		ledger_transit_add(ledger, currency, (int64_t)amount);
-		op->result->flags |= LEDGER_RESULT_CREDIT_REMOTE;
-	}
-}
-
-bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount)
-{
-	int64_t sum;
-	return payee != NULL && __builtin_add_overflow(payee->balance, (int64_t)amount, &sum);
-}
-
-bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount)
-{
-	int64_t difference;
-	return __builtin_sub_overflow(payer->balance, (int64_t)amount, &difference);
-}
-
 /* PAY and DEPOSIT, in the documented check order. */
 uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op)
 {
@@ -100,7 +23,7 @@ uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op)
 		return code;
 	if (deposit && !(payer->flags & LEDGER_ACCOUNT_FUNDING))
 		return LEDGER_NOT_FUNDING;
-	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+	code = ledger_check_payee(ledger, request->other_id, ledger_op_other(ledger, op),
 				  request->currency, &payee);
 	if (code != LEDGER_OK)
 		return code;
@@ -165,7 +88,7 @@ uint16_t ledger_op_refund(struct ledger *ledger, struct ledger_op *op)
 		return LEDGER_REFUND_EXCEEDS_PAYMENT;
 	if (original->currency != request->currency)
 		return LEDGER_CURRENCY_MISMATCH;
-	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+	code = ledger_check_payee(ledger, request->other_id, ledger_op_other(ledger, op),
 				  request->currency, &customer);
 	if (code != LEDGER_OK)
 		return code;
@@ -188,9 +111,9 @@ static uint16_t ledger_credit_decide(struct ledger *ledger, struct ledger_op *op
 	uint16_t code = ledger_check_amount(request->amount);
 	if (code != LEDGER_OK)
 		return code;
-	if (ledger_is_remote(ledger, request->other_id, op->other_hash))
+	if (ledger_is_remote(ledger, request->other_id))
 		return LEDGER_PAYEE_NOT_FOUND; /* misrouted: not an account of this shard */
-	code = ledger_check_payee(ledger, request->other_id, op->other_hash, ledger_op_other(ledger, op),
+	code = ledger_check_payee(ledger, request->other_id, ledger_op_other(ledger, op),
 				  request->currency, &payee);
 	if (code != LEDGER_OK)
 		return code;
