@@ -34,6 +34,9 @@ struct bench_options {
 	double seconds;          /* per append configuration */
 	uint64_t accounts;
 	uint64_t records;        /* payments in the replay journal */
+	uint32_t preallocate_bytes; /* writer option: zeros kept ahead, 0 = off */
+	uint32_t only_group_bytes;  /* 0: every group size of the table */
+	int only_sync;              /* -1: both sync methods */
 	bool json;
 };
 
@@ -86,6 +89,7 @@ static void bench_append(const struct bench_options *options, enum journal_sync 
 	writer_options.sync = sync;
 	writer_options.group_bytes_max = group_bytes;
 	writer_options.segment_bytes_max = 4ull << 30;
+	writer_options.preallocate_bytes = options->preallocate_bytes;
 	struct journal_writer *writer = journal_writer_open(dir, 0, &writer_options, &error);
 	if (writer == NULL)
 		die("writer", error.text);
@@ -289,24 +293,32 @@ static void bench_replay(const struct bench_options *options, struct replay_figu
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: journal_bench [--dir DIR] [--seconds S] [--accounts N] [--records N]"
-		     " [--json]\n"
+		     " [--preallocate BYTES]\n"
+		     "       [--group-bytes N] [--sync fdatasync|direct] [--json]\n"
 		     "  --dir       data under DIR (default build-journal/bench-data), removed after\n"
 		     "  --seconds   per append configuration (default 2)\n"
 		     "  --accounts  accounts of the replay/recovery run (default 1000000)\n"
 		     "  --records   payments in the replay journal (default 5000000)\n"
+		     "  --preallocate  zeros the writer keeps written ahead of appends, multiple\n"
+		     "              of 4096 (default 8388608, the writer's default); 0 = off\n"
+		     "  --group-bytes  only this group size (default: 4 KiB .. 1 MiB)\n"
+		     "  --sync      only this sync method (default: both)\n"
 		     "  --json      one JSON object instead of tables\n");
 }
 
 static int parse(int argc, char **argv, struct bench_options *options)
 {
 	static const struct option long_options[] = {{"dir", 1, 0, 'd'}, {"seconds", 1, 0, 's'},
-		{"accounts", 1, 0, 'a'}, {"records", 1, 0, 'r'}, {"json", 0, 0, 'j'},
+		{"accounts", 1, 0, 'a'}, {"records", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"preallocate", 1, 0, 'p'},
+		{"group-bytes", 1, 0, 'g'}, {"sync", 1, 0, 'y'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	memset(options, 0, sizeof(*options));
 	snprintf(options->dir, sizeof(options->dir), "build-journal/bench-data");
 	options->seconds = 2;
 	options->accounts = 1000000;
 	options->records = 5000000;
+	options->preallocate_bytes = JOURNAL_PREALLOCATE_BYTES_DEFAULT;
+	options->only_sync = -1;
 	int option;
 	while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
 		switch (option) {
@@ -315,11 +327,16 @@ static int parse(int argc, char **argv, struct bench_options *options)
 		case 'a': options->accounts = strtoull(optarg, NULL, 10); break;
 		case 'r': options->records = strtoull(optarg, NULL, 10); break;
 		case 'j': options->json = true; break;
+		case 'p': options->preallocate_bytes = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'g': options->only_group_bytes = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'y': options->only_sync = strcmp(optarg, "direct") == 0 ? 1 : 0; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return 2;
 		}
 	}
-	if (options->seconds <= 0 || options->accounts == 0) {
+	if (options->seconds <= 0 || options->accounts == 0 ||
+	    options->preallocate_bytes % JOURNAL_BLOCK_BYTES != 0 ||
+	    options->preallocate_bytes > JOURNAL_PREALLOCATE_BYTES_MAX) {
 		usage(stderr);
 		return 2;
 	}
@@ -335,18 +352,23 @@ int main(int argc, char **argv)
 	static const uint32_t groups[] = {4096, 16384, 65536, 262144, 1048576};
 	static const char *const sync_names[] = {"write+fdatasync", "O_DIRECT+RWF_DSYNC"};
 	if (options.json)
-		printf("{\"append\":[");
+		printf("{\"preallocate_bytes\":%u,\"append\":[", options.preallocate_bytes);
 	else
-		printf("%-20s %8s %12s %9s %8s %9s %9s %9s\n", "durable append", "group", "records/s",
-		       "MB/s", "commits", "p50 us", "p99 us", "p999 us");
+		printf("preallocate_bytes %u\n%-20s %8s %12s %9s %8s %9s %9s %9s\n",
+		       options.preallocate_bytes, "durable append", "group", "records/s", "MB/s",
+		       "commits", "p50 us", "p99 us", "p999 us");
+	unsigned printed = 0;
 	for (int sync = 0; sync < 2; sync++) {
 		for (unsigned g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+			if ((options.only_sync >= 0 && options.only_sync != sync) ||
+			    (options.only_group_bytes != 0 && options.only_group_bytes != groups[g]))
+				continue;
 			struct append_figures figures;
 			bench_append(&options, (enum journal_sync)sync, groups[g], &figures);
 			if (options.json)
 				printf("%s{\"sync\":\"%s\",\"group_bytes\":%u,\"records_per_s\":%.0f,"
 				       "\"mb_per_s\":%.1f,\"commits\":%" PRIu64 ",\"p50_us\":%.0f,"
-				       "\"p99_us\":%.0f,\"p999_us\":%.0f}", sync || g ? "," : "",
+				       "\"p99_us\":%.0f,\"p999_us\":%.0f}", printed++ ? "," : "",
 				       sync_names[sync], groups[g], figures.records_per_second,
 				       figures.mb_per_second, figures.commits, figures.p50_us,
 				       figures.p99_us, figures.p999_us);

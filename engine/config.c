@@ -146,6 +146,7 @@ static const struct numeric_key numeric_keys[] = {
 	NUMERIC("hold-timeout", hold_timeout_s, 1, 86400 * 30),
 	NUMERIC("ring-size", ring_size, 16, 1u << 24),
 	NUMERIC("group-bytes", group_bytes_max, 4096, 64u << 20),
+	NUMERIC("journal-preallocate", journal_preallocate, 0, 1u << 30),
 };
 
 static int set_numeric(struct engine_config *config, const struct numeric_key *key,
@@ -291,6 +292,9 @@ int engine_config_validate(const struct engine_config *config, char *error, size
 	if (config->metrics_port != 0 && config->metrics_port == config->listen_port &&
 	    !strcmp(config->metrics_host, config->listen_host))
 		return fail(error, error_size, "metrics and listen use the same address");
+	if (config->journal_preallocate % 4096 != 0)
+		return fail(error, error_size, "journal-preallocate %u is not a multiple of 4096",
+			    config->journal_preallocate);
 	if (config->transfers_max < config->holds_max)
 		return fail(error, error_size, "transfers (%llu) must be at least holds (%llu)",
 			    (unsigned long long)config->transfers_max,

@@ -43,6 +43,7 @@ struct engine_config {
 	uint64_t hold_timeout_s;
 	uint32_t ring_size;          /* entries of each worker->shard ring (power of two) */
 	uint32_t group_bytes_max;    /* journal group commit size limit */
+	uint32_t journal_preallocate;/* zeros written ahead of appends; 0 = off (see engine/README.md) */
 	enum engine_durability durability;
 	enum engine_transport_kind transport;
 	char dpdk_args[1024];        /* EAL arguments for the DPDK transport */

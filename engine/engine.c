@@ -189,6 +189,10 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 	struct journal_writer_options options;
 	journal_writer_options_default(&options);
 	options.group_bytes_max = engine->config.group_bytes_max;
+	/* Off by default: zero-filling ahead lowered the p50 commit latency of small
+	 * groups here by ~20%, but cost ~30% of bandwidth at 1 MiB groups and
+	 * lengthened p999 everywhere (bench/journal_bench --preallocate). */
+	options.preallocate_bytes = engine->config.journal_preallocate;
 	options.mode = engine->config.durability == ENGINE_DURABLE
 			       ? JOURNAL_MODE_DURABLE : JOURNAL_MODE_UNSAFE_ACK_BEFORE_SYNC;
 	shard->journal = journal_writer_open(engine->config.data_dir, index, &options,

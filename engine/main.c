@@ -50,6 +50,7 @@ static const struct option config_options[] = {
 	{ "hold-timeout", required_argument, NULL, 'O' },
 	{ "ring-size", required_argument, NULL, 'r' },
 	{ "group-bytes", required_argument, NULL, 'g' },
+	{ "journal-preallocate", required_argument, NULL, 'P' },
 	{ "durability", required_argument, NULL, 'u' },
 	{ "transport", required_argument, NULL, 't' },
 	{ "dpdk-args", required_argument, NULL, 'E' },
@@ -76,6 +77,8 @@ static const char start_help[] =
 	"  --cpus LIST            pin threads: workers first, then shards (e.g. 0,1)\n"
 	"  --ring-size N          entries of each ring, power of two (default: 8192)\n"
 	"  --group-bytes N        journal bytes per group commit (default: 1048576)\n"
+	"  --journal-preallocate N  zero-fill N bytes ahead of journal appends, a\n"
+	"                         multiple of 4096 (default: 0, off)\n"
 	"  --durability MODE      durable (default): reply after fdatasync;\n"
 	"                         unsafe-ack-before-sync: reply once written, a machine\n"
 	"                         crash can lose acknowledged payments\n"

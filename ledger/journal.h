@@ -45,6 +45,9 @@
 #define JOURNAL_GROUP_BYTES_DEFAULT (1u << 20)         /* 1 MiB per commit */
 #define JOURNAL_GROUP_BYTES_MAX (16u << 20)            /* hard bound of a group */
 #define JOURNAL_GROUPS_IN_FLIGHT_MAX 8u
+#define JOURNAL_PREALLOCATE_BYTES_DEFAULT (8u << 20) /* zeros kept ahead of appends */
+#define JOURNAL_PREALLOCATE_BYTES_MAX (1u << 30)
+#define JOURNAL_PREALLOCATE_CHUNK_BYTES (4u << 20)   /* one zero-fill write */
 #define JOURNAL_ERROR_TEXT_BYTES 512u
 
 /* One journaled decision: 96 bytes on disk, little-endian (x86-64 layout). */
@@ -124,8 +127,23 @@ struct journal_writer_options {
 	uint32_t groups_in_flight_max;/* buffers: 1 filling + N-1 in flight; 2..8 */
 	enum journal_sync sync;
 	enum journal_mode mode;
+	/* Zeros written (and fdatasync'ed) ahead of the append position, so
+	 * that group commits overwrite allocated blocks of a file whose size
+	 * does not change and fdatasync has no metadata to commit. The writer
+	 * keeps at least this many bytes zero-filled ahead (never beyond
+	 * segment_bytes_max), in writes of up to JOURNAL_PREALLOCATE_CHUNK_BYTES
+	 * through its io_uring. Multiple of 4096, <= JOURNAL_PREALLOCATE_BYTES_MAX;
+	 * 0 = off (every commit appends). A zero-fill write refused for space
+	 * (ENOSPC, EDQUOT, EFBIG, short write) only stops preallocation; any other
+	 * zero-fill error, and any failed fdatasync, fails the writer. Cost:
+	 * every byte of a segment is written twice (zeros, then data) and the
+	 * group queued behind a zero fill (IOSQE_IO_DRAIN) waits for it, so
+	 * large-group, bandwidth-bound writers lose MB/s and tail latency:
+	 * measure with bench/journal_bench --preallocate. */
+	uint32_t preallocate_bytes;
 };
-/* 1 GiB segments, 1 MiB groups, 2 groups (double buffering), fdatasync, durable. */
+/* 1 GiB segments, 1 MiB groups, 2 groups (double buffering), fdatasync, durable,
+ * 8 MiB preallocated ahead. */
 void journal_writer_options_default(struct journal_writer_options *options);
 
 /* Latency of a commit: submit to durable (or written, in unsafe mode). */
@@ -149,16 +167,20 @@ struct journal_writer_stats {
 	uint64_t commits_submitted;
 	uint64_t commits_completed;
 	uint64_t segments_created;
+	uint64_t bytes_preallocated;  /* zeros written ahead of appends */
+	bool preallocate_stopped;     /* a zero fill was refused for space */
 	struct journal_histogram commit_latency; /* durable-commit latency, us */
 };
 
 struct journal_writer;
 
 /* Opens the writer of DATA_DIR/shard-NNN and positions it after the last
- * block of the last segment. The shard must be clean: freshly formatted or
- * passed through journal_recover() (which cuts a torn tail); otherwise
- * -EUCLEAN. Allocates all buffers here (groups_in_flight_max *
- * group_bytes_max). Returns NULL and fills *error. */
+ * block of the last segment (at its data end: a zero tail left by
+ * preallocation is written over). The shard must be clean: freshly
+ * formatted or passed through journal_recover() (which cuts a torn tail);
+ * otherwise -EUCLEAN. Allocates all buffers here (groups_in_flight_max *
+ * group_bytes_max, and 64 KiB of zeros when preallocating) and submits the
+ * first zero fill. Returns NULL and fills *error. */
 struct journal_writer *journal_writer_open(const char *dir, uint32_t shard,
 					   const struct journal_writer_options *options,
 					   struct journal_error *error);
@@ -193,7 +215,8 @@ uint32_t journal_in_flight(const struct journal_writer *writer);
 int journal_writer_failed(const struct journal_writer *writer, struct journal_error *error);
 void journal_writer_stats(const struct journal_writer *writer, struct journal_writer_stats *stats);
 
-/* Commits what is pending, waits for every group, and releases the writer.
+/* Commits what is pending, waits for every group (and the zero fill in
+ * flight, if any), and releases the writer.
  * Returns 0 when everything appended is durable, else the failure's -errno.
  * `writer` may be NULL. */
 int journal_writer_close(struct journal_writer *writer);
@@ -228,7 +251,8 @@ struct journal_reader *journal_reader_open(const char *dir, uint32_t shard, unsi
  * (checksum, chain, order, sequence gap) with the file, offset, expected and
  * found in *error, other -errno on I/O errors. A torn tail at the end of the
  * last segment reads as the end (its whole records first); see
- * journal_reader_torn(). */
+ * journal_reader_torn(). A zero tail (preallocated zeros after a segment's
+ * last block) is the clean end of that segment, not a torn tail. */
 int journal_reader_next(struct journal_reader *reader, const struct journal_record **records,
 			struct journal_position *position, struct journal_error *error);
 /* After the end: true if a torn tail was found, with its description (and

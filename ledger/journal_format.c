@@ -417,6 +417,54 @@ uint64_t journal_histogram_quantile_us(const struct journal_histogram *histogram
 	return histogram->max_us;
 }
 
+/* Index one past the last non-zero byte of buffer[0..size), 0 if all zero. */
+static size_t last_nonzero_end(const uint8_t *buffer, size_t size)
+{
+	while (size % sizeof(uint64_t) != 0) {
+		if (buffer[size - 1] != 0)
+			return size;
+		size--;
+	}
+	while (size > 0) {
+		uint64_t word;
+		memcpy(&word, buffer + size - sizeof(word), sizeof(word));
+		if (word != 0)
+			break;
+		size -= sizeof(word);
+	}
+	while (size > 0 && buffer[size - 1] == 0)
+		size--;
+	return size;
+}
+
+int journal_data_end(int fd, uint64_t file_size, uint64_t floor, uint64_t *data_end)
+{
+	/* Bounded: one pass backwards over the zero tail, 1 MiB per read. */
+	enum { SCAN_BYTES = 1u << 20 };
+	assert(floor % JOURNAL_BLOCK_BYTES == 0);
+	*data_end = floor;
+	uint8_t *buffer = malloc(SCAN_BYTES);
+	if (buffer == NULL)
+		return -ENOMEM;
+	int result = 0;
+	for (uint64_t end = file_size; end > floor;) {
+		uint64_t start = end - floor > SCAN_BYTES ? end - SCAN_BYTES : floor;
+		result = journal_pread_full(fd, buffer, (size_t)(end - start), start);
+		if (result != 0)
+			break;
+		size_t found = last_nonzero_end(buffer, (size_t)(end - start));
+		if (found > 0) {
+			uint64_t last = start + found;
+			*data_end = (last + JOURNAL_BLOCK_BYTES - 1) / JOURNAL_BLOCK_BYTES *
+				    JOURNAL_BLOCK_BYTES;
+			break;
+		}
+		end = start;
+	}
+	free(buffer);
+	return result;
+}
+
 uint64_t journal_tail_sequence(const char *dir, uint32_t shard)
 {
 	uint32_t *indexes;
@@ -434,7 +482,15 @@ uint64_t journal_tail_sequence(const char *dir, uint32_t shard)
 	uint8_t *block = malloc(JOURNAL_BLOCK_BYTES);
 	if (block == NULL || fstat(fd, &status) != 0)
 		goto out;
-	uint64_t blocks = (uint64_t)status.st_size / JOURNAL_BLOCK_BYTES;
+	/* A preallocated zero tail is not part of the journal: start below it. */
+	uint64_t data_end;
+	if ((uint64_t)status.st_size < JOURNAL_SEGMENT_HEADER_BYTES ||
+	    journal_data_end(fd, (uint64_t)status.st_size, JOURNAL_SEGMENT_HEADER_BYTES,
+			     &data_end) != 0)
+		data_end = (uint64_t)status.st_size;
+	if (data_end > (uint64_t)status.st_size)
+		data_end = (uint64_t)status.st_size;
+	uint64_t blocks = data_end / JOURNAL_BLOCK_BYTES;
 	/* Walk back at most one group plus one block: earlier groups are synced. */
 	for (uint64_t i = blocks; i > 1 && blocks - i <= JOURNAL_GROUP_BLOCKS_MAX; i--) {
 		if (journal_pread_full(fd, block, JOURNAL_BLOCK_BYTES,

@@ -132,6 +132,14 @@ int journal_fsync_dir(const char *path);
 uint64_t journal_now_us(void);
 uint64_t journal_monotonic_ns(void);
 
+/* The end of the data of a segment file of `file_size` bytes: the offset,
+ * rounded up to a whole block, just after the last non-zero byte at or
+ * beyond `floor` (a multiple of 4096), or `floor` when every byte from
+ * there on is zero. Bytes from *data_end on are the zero tail (preallocated,
+ * never written). *data_end > file_size when the last block is partial and
+ * not all zero. Reads backwards through the zero tail; 0 or -errno. */
+int journal_data_end(int fd, uint64_t file_size, uint64_t floor, uint64_t *data_end);
+
 /* Last sequence of the last self-consistent block of the shard's last
  * segment (a cheap upper bound of what recovery will keep); 0 if none. */
 uint64_t journal_tail_sequence(const char *dir, uint32_t shard);

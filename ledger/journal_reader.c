@@ -11,6 +11,13 @@
  * of the file belongs to that same group (the writer starts a group only
  * after the previous one is synced, see journal_writer.c). Anything else
  * stops the scan with the file, the offset, what was expected and found.
+ *
+ * A segment's data ends before its zero tail: the bytes after the last
+ * non-zero block, all zero, that the writer preallocated and never wrote
+ * (see journal_data_end()). Reaching the zero tail is the end of the
+ * segment, not a torn tail. Everything before it follows the rules above,
+ * with the zero tail taking the place of the end of the file: an all-zero
+ * block followed by data is a bad block like any other.
  */
 #include <assert.h>
 #include <errno.h>
@@ -36,6 +43,7 @@ struct journal_reader {
 	uint32_t segment_at;              /* position in segments[] */
 	int fd;
 	uint64_t file_size;
+	uint64_t data_end;                /* start of the zero tail (block aligned) */
 	uint64_t offset;                  /* next block */
 	uint8_t *buffer;                  /* READER_BUFFER_BYTES, aligned */
 	uint64_t buffer_offset;
@@ -216,6 +224,11 @@ static int reader_segment_begin(struct journal_reader *reader, struct journal_er
 			return reader_torn_header(reader, why);
 		return reader_corrupt(reader, error, 0, why);
 	}
+	int scanned = journal_data_end(reader->fd, reader->file_size, JOURNAL_SEGMENT_HEADER_BYTES,
+				       &reader->data_end);
+	if (scanned != 0)
+		return journal_error_set(error, scanned, "%s: scan zero tail: %s", reader->path,
+					 strerror(-scanned));
 	const struct journal_segment_header *header = (const void *)reader->scratch;
 	if (!reader->expect_seeded) {
 		/* Where the scan starts the header is trusted; at genesis it must be one. */
@@ -248,7 +261,9 @@ static const uint8_t *reader_block(struct journal_reader *reader, uint64_t offse
 {
 	if (offset < reader->buffer_offset ||
 	    offset + JOURNAL_BLOCK_BYTES > reader->buffer_offset + reader->buffer_valid) {
-		uint64_t want = reader->file_size - offset;
+		uint64_t end = reader->data_end < reader->file_size ? reader->data_end
+								    : reader->file_size;
+		uint64_t want = end - offset;
 		want -= want % JOURNAL_BLOCK_BYTES;
 		if (want > READER_BUFFER_BYTES)
 			want = READER_BUFFER_BYTES;
@@ -287,12 +302,15 @@ static int reader_tail_is_torn(struct journal_reader *reader, uint64_t offset,
 	const struct journal_block_header *good = &reader->last_good;
 	if (reader->have_last_good && good->group_position + 1u < good->group_blocks)
 		group_b = good->block_index - good->group_position;
-	if (reader->file_size - offset > JOURNAL_GROUP_BYTES_MAX + JOURNAL_BLOCK_BYTES) {
-		snprintf(why, sizeof(why), "bad block followed by %" PRIu64 " bytes, more than a"
-			 " group: not a torn tail", reader->file_size - offset);
+	/* Past data_end every byte is zero: only the data counts. */
+	uint64_t data_end = reader->data_end;
+	uint64_t end = data_end < reader->file_size ? data_end : reader->file_size;
+	if (data_end - offset > JOURNAL_GROUP_BYTES_MAX + JOURNAL_BLOCK_BYTES) {
+		snprintf(why, sizeof(why), "bad block followed by %" PRIu64 " bytes of data, more"
+			 " than a group: not a torn tail", data_end - offset);
 		return reader_corrupt(reader, error, offset, why);
 	}
-	for (uint64_t at = offset + JOURNAL_BLOCK_BYTES; at + JOURNAL_BLOCK_BYTES <= reader->file_size;
+	for (uint64_t at = offset + JOURNAL_BLOCK_BYTES; at + JOURNAL_BLOCK_BYTES <= end;
 	     at += JOURNAL_BLOCK_BYTES) {
 		int result = journal_pread_full(reader->fd, reader->scratch, JOURNAL_BLOCK_BYTES, at);
 		if (result != 0)
@@ -304,8 +322,7 @@ static int reader_tail_is_torn(struct journal_reader *reader, uint64_t offset,
 		uint64_t slot_index = bad_index + (at - offset) / JOURNAL_BLOCK_BYTES;
 		uint64_t group = header->block_index - header->group_position;
 		uint64_t group_end = group + header->group_blocks;
-		uint64_t file_blocks_end = bad_index + (reader->file_size - offset +
-					   JOURNAL_BLOCK_BYTES - 1) / JOURNAL_BLOCK_BYTES;
+		uint64_t file_blocks_end = bad_index + (data_end - offset) / JOURNAL_BLOCK_BYTES;
 		if (header->block_index != slot_index || (group != group_a && group != group_b) ||
 		    file_blocks_end > group_end) {
 			snprintf(why, sizeof(why), "bad block followed by a valid block %" PRIu64
@@ -390,8 +407,10 @@ static int reader_tail(struct journal_reader *reader, uint64_t offset, const cha
 	reader->torn = true;
 	reader->ended = true;
 	snprintf(reader->torn_text, sizeof(reader->torn_text),
-		 "torn tail: %s: offset %" PRIu64 ": %s; %" PRIu64 " bytes %s, %u whole records"
-		 " of the torn block kept", reader->path, offset, why, reader->file_size - offset,
+		 "torn tail: %s: offset %" PRIu64 ": %s; %" PRIu64 " bytes (%" PRIu64 " before"
+		 " the zero tail) %s, %u whole records of the torn block kept", reader->path,
+		 offset, why, reader->file_size - offset,
+		 (reader->data_end < reader->file_size ? reader->data_end : reader->file_size) - offset,
 		 repair ? "cut" : "not audited", reader->salvage_count);
 	if (repair && (result = reader_repair(reader, offset)) != 0)
 		return journal_error_set(error, result, "%s: cut torn tail at offset %" PRIu64 ": %s",
@@ -440,7 +459,8 @@ int journal_reader_next(struct journal_reader *reader, const struct journal_reco
 				return result;
 		}
 		uint64_t offset = reader->offset;
-		if (offset == reader->file_size) {
+		/* The end of the file or the start of its zero tail. */
+		if (offset == reader->file_size || offset == reader->data_end) {
 			close(reader->fd);
 			reader->fd = -1;
 			reader->segment_at++;

@@ -10,6 +10,19 @@
  * ever being written, so a crash can tear only the last group and recovery
  * can tell a torn tail from corruption. The next groups are filled (and may
  * be queued) meanwhile: that is the double buffering.
+ *
+ * Preallocation: ext4's fdatasync after an append must also commit the
+ * file's new size and extents (measured p50 ~615 us, p99 ~8 ms for 16 KiB)
+ * while one after an overwrite of allocated, synced blocks flushes data only
+ * (p50 ~300 us, p99 ~4.5 ms). So the writer keeps `preallocate_bytes` of
+ * zeros written and synced ahead of the append position: one zero-fill write
+ * of up to JOURNAL_PREALLOCATE_CHUNK_BYTES (a writev of one small zero buffer)
+ * linked to an fdatasync, through the same ring, at most one in flight. It
+ * carries no IOSQE_IO_DRAIN, and it only ever targets offsets at or beyond
+ * the end of every sealed group; a group sealed later inside its range is
+ * drained behind it, so data always lands on zeros, never the reverse. A
+ * zero fill never goes beyond segment_bytes_max. Readers take a zero tail
+ * after the last block as the end of the segment (JOURNAL.md).
  */
 #include <assert.h>
 #include <errno.h>
@@ -20,11 +33,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "journal_internal.h"
 
 enum group_state { GROUP_FREE = 0, GROUP_FILLING = 1, GROUP_IN_FLIGHT = 2 };
+
+/* One zero buffer repeated by a writev makes a whole zero-fill chunk. */
+#define ZERO_BUFFER_BYTES (64u << 10)
+#define ZERO_IOVECS (JOURNAL_PREALLOCATE_CHUNK_BYTES / ZERO_BUFFER_BYTES)
+/* user_data of the zero fill: group completions use slot << 1 | is_sync. */
+#define ZERO_FILL_TAG (1ull << 62)
+_Static_assert(JOURNAL_PREALLOCATE_CHUNK_BYTES % ZERO_BUFFER_BYTES == 0, "whole buffers");
+_Static_assert(ZERO_BUFFER_BYTES % JOURNAL_BLOCK_BYTES == 0, "O_DIRECT alignment");
+
+struct journal_zero_fill {
+	uint8_t *buffer;                 /* ZERO_BUFFER_BYTES of zeros, 4 KiB aligned */
+	struct iovec iovecs[ZERO_IOVECS];/* owned by the kernel while in flight */
+	uint64_t end;                    /* zeros written (or submitted) up to here */
+	uint64_t offset;                 /* of the fill in flight */
+	uint32_t bytes;                  /* of the fill in flight */
+	uint32_t cqes_pending;           /* 0 = none in flight, else write + sync */
+	bool write_refused;              /* the fill in flight was refused for space */
+	bool stopped;                    /* refused once: no more preallocation */
+};
 
 struct journal_group {
 	uint8_t *buffer;          /* group_bytes_max, 4 KiB aligned */
@@ -59,6 +92,7 @@ struct journal_writer {
 	uint64_t previous_hash;          /* chain value of the last sealed block */
 	uint64_t appended_sequence;
 	uint64_t durable_sequence;
+	struct journal_zero_fill zero;
 	int error;
 	char error_text[JOURNAL_ERROR_TEXT_BYTES];
 	struct journal_writer_stats stats;
@@ -72,6 +106,7 @@ void journal_writer_options_default(struct journal_writer_options *options)
 	options->groups_in_flight_max = 2;
 	options->sync = JOURNAL_SYNC_FDATASYNC;
 	options->mode = JOURNAL_MODE_DURABLE;
+	options->preallocate_bytes = JOURNAL_PREALLOCATE_BYTES_DEFAULT;
 }
 
 static bool options_valid(const struct journal_writer_options *options)
@@ -83,6 +118,8 @@ static bool options_valid(const struct journal_writer_options *options)
 	       options->segment_bytes_max >= JOURNAL_SEGMENT_HEADER_BYTES + options->group_bytes_max &&
 	       options->groups_in_flight_max >= 2 &&
 	       options->groups_in_flight_max <= JOURNAL_GROUPS_IN_FLIGHT_MAX &&
+	       options->preallocate_bytes % JOURNAL_BLOCK_BYTES == 0 &&
+	       options->preallocate_bytes <= JOURNAL_PREALLOCATE_BYTES_MAX &&
 	       (options->sync == JOURNAL_SYNC_FDATASYNC || options->sync == JOURNAL_SYNC_DIRECT_DSYNC) &&
 	       (options->mode == JOURNAL_MODE_DURABLE ||
 		options->mode == JOURNAL_MODE_UNSAFE_ACK_BEFORE_SYNC);
@@ -107,6 +144,8 @@ static int writer_fail(struct journal_writer *writer, int code, const char *form
 		    writer->error_text);
 	return code;
 }
+
+static int writer_preallocate(struct journal_writer *writer);
 
 static int segment_open_flags(const struct journal_writer *writer)
 {
@@ -144,9 +183,23 @@ static int segment_create(struct journal_writer *writer, uint32_t index, uint8_t
 	writer->fd = fd;
 	writer->segment_index = index;
 	writer->segment_end = JOURNAL_SEGMENT_HEADER_BYTES;
+	writer->zero.end = JOURNAL_SEGMENT_HEADER_BYTES;
 	snprintf(writer->path, sizeof(writer->path), "%s", path);
 	writer->stats.segments_created++;
 	return 0;
+}
+
+/* The end of the segment's data below a zero tail, through a buffered fd
+ * (the writer's may be O_DIRECT). */
+static int segment_data_end(const struct journal_writer *writer, uint64_t file_size,
+			    uint64_t *data_end)
+{
+	int fd = open(writer->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int result = journal_data_end(fd, file_size, JOURNAL_SEGMENT_HEADER_BYTES, data_end);
+	close(fd);
+	return result;
 }
 
 /* Positions the writer after the last block of an existing, clean segment. */
@@ -163,11 +216,16 @@ static int segment_resume(struct journal_writer *writer, uint32_t index, uint8_t
 	struct stat status;
 	if (fstat(fd, &status) != 0)
 		return journal_error_set(error, -errno, "%s: stat: %s", writer->path, strerror(errno));
-	uint64_t size = (uint64_t)status.st_size;
-	if (size < JOURNAL_SEGMENT_HEADER_BYTES || size % JOURNAL_BLOCK_BYTES != 0)
+	uint64_t file_size = (uint64_t)status.st_size;
+	uint64_t size = file_size;
+	int result = file_size < JOURNAL_SEGMENT_HEADER_BYTES ? 0 : segment_data_end(writer, file_size, &size);
+	if (result != 0)
+		return journal_error_set(error, result, "%s: scan zero tail: %s", writer->path,
+					 strerror(-result));
+	if (size < JOURNAL_SEGMENT_HEADER_BYTES || size % JOURNAL_BLOCK_BYTES != 0 || size > file_size)
 		return journal_error_set(error, -EUCLEAN, "%s: size %" PRIu64 " is not whole blocks:"
-					 " run recovery first", writer->path, size);
-	int result = journal_pread_full(fd, scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0);
+					 " run recovery first", writer->path, file_size);
+	result = journal_pread_full(fd, scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0);
 	if (result != 0)
 		return journal_error_set(error, result, "%s: read header: %s", writer->path,
 					 strerror(-result));
@@ -178,6 +236,8 @@ static int segment_resume(struct journal_writer *writer, uint32_t index, uint8_t
 	writer->previous_hash = segment->previous_hash;
 	writer->appended_sequence = segment->first_sequence - 1;
 	writer->segment_end = size;
+	/* The zero tail left by a previous writer is preallocated already. */
+	writer->zero.end = file_size - file_size % JOURNAL_BLOCK_BYTES;
 	if (size == JOURNAL_SEGMENT_HEADER_BYTES)
 		return 0;
 	uint64_t offset = size - JOURNAL_BLOCK_BYTES;
@@ -209,7 +269,15 @@ static int writer_allocate(struct journal_writer *writer)
 		writer->groups[i].fd = -1;
 	}
 	writer->groups[0].state = GROUP_FILLING;
-	/* Two entries per group (write + sync) is all that can ever be queued. */
+	if (writer->options.preallocate_bytes > 0) {
+		void *zeros;
+		if (posix_memalign(&zeros, JOURNAL_BLOCK_BYTES, ZERO_BUFFER_BYTES))
+			return -ENOMEM;
+		memset(zeros, 0, ZERO_BUFFER_BYTES);
+		writer->zero.buffer = zeros;
+	}
+	/* Two entries per group (write + sync) and two for the zero fill is all
+	 * that can ever be queued. */
 	int result = io_uring_queue_init(2 * writer->group_count + 2, &writer->ring, 0);
 	if (result < 0)
 		return result;
@@ -261,9 +329,14 @@ struct journal_writer *journal_writer_open(const char *dir, uint32_t shard,
 		goto fail;
 	free(indexes);
 	writer->durable_sequence = writer->appended_sequence;
+	if (writer_preallocate(writer) != 0) {
+		journal_error_set(error, writer->error, "%s", writer->error_text);
+		goto fail_open;
+	}
 	return writer;
 fail:
 	free(indexes);
+fail_open:
 	writer->error = -EIO;
 	journal_writer_close(writer);
 	return NULL;
@@ -303,8 +376,101 @@ static void writer_retire(struct journal_writer *writer)
 	}
 }
 
+/* Keeps preallocate_bytes of zeros ahead of the append position: submits
+ * one zero fill (writev linked to fdatasync) when the margin ran short and
+ * none is in flight. Never below the end of a sealed group, never beyond
+ * segment_bytes_max. */
+static int writer_preallocate(struct journal_writer *writer)
+{
+	struct journal_zero_fill *zero = &writer->zero;
+	uint64_t margin = writer->options.preallocate_bytes;
+	if (margin == 0 || zero->stopped || zero->cqes_pending > 0 || writer->error != 0 ||
+	    writer->fd < 0)
+		return 0;
+	uint64_t cap = writer->options.segment_bytes_max -
+		       writer->options.segment_bytes_max % JOURNAL_BLOCK_BYTES;
+	if (zero->end < writer->segment_end)
+		zero->end = writer->segment_end; /* appends overtook the zeros */
+	if (zero->end >= cap || zero->end - writer->segment_end >= margin)
+		return 0;
+	uint64_t bytes = cap - zero->end;
+	uint64_t chunk = margin < JOURNAL_PREALLOCATE_CHUNK_BYTES ? margin
+								  : JOURNAL_PREALLOCATE_CHUNK_BYTES;
+	if (bytes > chunk)
+		bytes = chunk;
+	assert(bytes > 0 && bytes % JOURNAL_BLOCK_BYTES == 0 && zero->end % JOURNAL_BLOCK_BYTES == 0);
+	uint32_t count = (uint32_t)((bytes + ZERO_BUFFER_BYTES - 1) / ZERO_BUFFER_BYTES);
+	assert(count <= ZERO_IOVECS);
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t left = bytes - (uint64_t)i * ZERO_BUFFER_BYTES;
+		zero->iovecs[i] = (struct iovec){.iov_base = zero->buffer,
+			.iov_len = left < ZERO_BUFFER_BYTES ? left : ZERO_BUFFER_BYTES};
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&writer->ring);
+	assert(sqe != NULL); /* two entries are reserved for the zero fill */
+	io_uring_prep_writev(sqe, writer->fd, zero->iovecs, count, zero->end);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, ZERO_FILL_TAG);
+	sqe = io_uring_get_sqe(&writer->ring);
+	assert(sqe != NULL);
+	io_uring_prep_fsync(sqe, writer->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, ZERO_FILL_TAG | 1u);
+	zero->cqes_pending = 2;
+	zero->offset = zero->end;
+	zero->bytes = (uint32_t)bytes;
+	zero->write_refused = false;
+	zero->end += bytes;
+	int result = io_uring_submit(&writer->ring);
+	if (result < 0) {
+		zero->cqes_pending = 0; /* nothing reached the kernel; nothing is submitted again */
+		return writer_fail(writer, result, "%s: io_uring submit (zero fill): %s",
+				   writer->path, strerror(-result));
+	}
+	return 0;
+}
+
+/* A zero-fill write refused for space (ENOSPC, EDQUOT, EFBIG, or short) only
+ * stops preallocation: the group writes that follow meet the same limit and
+ * fail the writer themselves, loudly, if their data does not fit. Any other
+ * write error, and any fdatasync error, fails the writer: a failed fdatasync
+ * may report (once per file) a writeback error of journal data. */
+static void zero_fill_complete(struct journal_writer *writer, bool is_sync, int result)
+{
+	struct journal_zero_fill *zero = &writer->zero;
+	assert(zero->cqes_pending > 0);
+	zero->cqes_pending--;
+	if (!is_sync && result == (int)zero->bytes)
+		return;
+	if (!is_sync && (result >= 0 || result == -ENOSPC || result == -EDQUOT || result == -EFBIG)) {
+		zero->write_refused = true;
+		zero->stopped = true;
+		writer->stats.preallocate_stopped = true;
+		journal_log("journal: %s: zero fill of %u bytes at offset %" PRIu64 " refused (%s):"
+			    " preallocation stopped, commits append from here", writer->path,
+			    zero->bytes, zero->offset, result >= 0 ? "short write" : strerror(-result));
+		return;
+	}
+	if (!is_sync) {
+		writer_fail(writer, result, "%s: zero fill of %u bytes at offset %" PRIu64
+			    " failed: %s", writer->path, zero->bytes, zero->offset, strerror(-result));
+		return;
+	}
+	if (result == -ECANCELED && zero->write_refused)
+		return;
+	if (result < 0) {
+		writer_fail(writer, result, "%s: fdatasync after zero fill at offset %" PRIu64
+			    " failed: %s", writer->path, zero->offset, strerror(-result));
+		return;
+	}
+	writer->stats.bytes_preallocated += zero->bytes;
+}
+
 static void writer_complete(struct journal_writer *writer, uint64_t user_data, int result)
 {
+	if (user_data & ZERO_FILL_TAG) {
+		zero_fill_complete(writer, user_data & 1, result);
+		return;
+	}
 	struct journal_group *group = &writer->groups[user_data >> 1];
 	bool is_sync = user_data & 1;
 	assert(group->state == GROUP_IN_FLIGHT && group->cqes_pending > 0);
@@ -323,10 +489,10 @@ static void writer_complete(struct journal_writer *writer, uint64_t user_data, i
 }
 
 /* Reaps what completed; with wait, first blocks for one completion. */
-static int writer_reap(struct journal_writer *writer, bool wait)
+static int writer_reap_once(struct journal_writer *writer, bool wait)
 {
 	struct io_uring_cqe *cqe;
-	if (wait && writer->in_flight > 0) {
+	if (wait) {
 		int result;
 		do
 			result = io_uring_wait_cqe(&writer->ring, &cqe);
@@ -344,6 +510,27 @@ static int writer_reap(struct journal_writer *writer, bool wait)
 	return writer->error;
 }
 
+/* Reaps what completed; with wait, blocks until a group in flight retires
+ * (a zero-fill completion alone does not end the wait). Then tops up the
+ * preallocation. */
+static int writer_reap(struct journal_writer *writer, bool wait)
+{
+	uint32_t in_flight = writer->in_flight;
+	bool block = wait && in_flight > 0;
+	do
+		writer_reap_once(writer, block);
+	while (block && writer->error == 0 && writer->in_flight == in_flight);
+	writer_preallocate(writer);
+	return writer->error;
+}
+
+/* Waits for the zero fill in flight (its iovecs and fd are the kernel's). */
+static void writer_drain_zero_fill(struct journal_writer *writer)
+{
+	while (writer->zero.cqes_pending > 0)
+		writer_reap_once(writer, true);
+}
+
 /* Starting a new segment waits for every group in flight, so the new
  * segment never holds data synced before the end of the old one. */
 static int writer_rotate(struct journal_writer *writer, uint8_t *scratch)
@@ -351,7 +538,13 @@ static int writer_rotate(struct journal_writer *writer, uint8_t *scratch)
 	while (writer->in_flight > 0)
 		if (writer_reap(writer, true) != 0)
 			return writer->error;
-	return segment_create(writer, writer->segment_index + 1, scratch);
+	writer_drain_zero_fill(writer);
+	if (writer->error != 0)
+		return writer->error;
+	int result = segment_create(writer, writer->segment_index + 1, scratch);
+	if (result == 0)
+		result = writer_preallocate(writer);
+	return result;
 }
 
 static int group_start_block(struct journal_writer *writer, struct journal_group *group)
@@ -480,6 +673,8 @@ int journal_commit(struct journal_writer *writer)
 	fresh->blocks = 0;
 	fresh->records = 0;
 	fresh->state = GROUP_FILLING;
+	if (result == 0)
+		result = writer_preallocate(writer);
 	return result;
 }
 
@@ -520,11 +715,13 @@ int journal_writer_close(struct journal_writer *writer)
 	if (writer == NULL)
 		return 0;
 	if (writer->ring_ready) {
+		writer->zero.stopped = true; /* no new zero fill while closing */
 		while (writer->error == 0 && journal_commit(writer) == -EBUSY)
 			writer_reap(writer, true);
 		/* Even a failed writer reaps its groups: the kernel still owns them. */
 		while (writer->in_flight > 0)
 			writer_reap(writer, true);
+		writer_drain_zero_fill(writer);
 		if (writer->error == 0 && writer->options.mode != JOURNAL_MODE_DURABLE &&
 		    writer->fd >= 0 && fdatasync(writer->fd) != 0)
 			writer_fail(writer, -errno, "%s: final fdatasync: %s", writer->path,
@@ -535,6 +732,7 @@ int journal_writer_close(struct journal_writer *writer)
 		close(writer->fd);
 	for (uint32_t i = 0; i < JOURNAL_GROUPS_IN_FLIGHT_MAX; i++)
 		free(writer->groups[i].buffer);
+	free(writer->zero.buffer);
 	int result = writer->error;
 	free(writer);
 	return result;

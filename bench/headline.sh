@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Prints every headline figure the project's targets name, in one run on this
+# machine: ledger ops/s and bytes per account, journal append/commit latency and
+# replay, the switch over UDP (batched peak, one-per-datagram peak, p99 at 70% of
+# peak, open loop), DPDK net_memif beside UDP sockets, and ISO 8583 through the
+# gateway. Figures drift between machines: compare ratios within one run.
+#   bench/headline.sh                 # everything (~6 minutes)
+#   ONLY="engine dpdk" bench/headline.sh
+# The peer comparison (PostgreSQL, Redis) is bench/compare/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${BUILD:-build}"
+only="${ONLY:-ledger journal engine dpdk iso}"
+seconds="${SECONDS_PER_RUN:-10}"
+work=$(mktemp -d /tmp/payswitch-headline-XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+scripts/setup.sh >/dev/null
+scripts/build.sh release >/dev/null
+P="$build/engine/payswitch"
+wants() { [[ " $only " == *" $1 "* ]]; }
+
+# Starts the switch on a fresh data dir: start_switch NAME SHARDS [start flags...]
+start_switch() {
+  local name=$1 shards=$2
+  shift 2
+  "$P" format "$work/$name" --shards "$shards" --accounts 1000000 --transfers 4000000 \
+    --holds 1000000 >/dev/null
+  "$P" start --data-dir "$work/$name" --metrics 127.0.0.1:0 "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  sleep 2
+}
+
+stop_switch() {
+  local pid=${pids[-1]}
+  kill -TERM "$pid"
+  wait "$pid" || { echo "headline: the switch did not stop cleanly" >&2; exit 1; }
+  unset 'pids[-1]'
+}
+
+if wants ledger; then
+  echo "== ledger: PAY ops/s on one core (target >= 20M at 1M accounts, >= 8M at 10M; <= 96 B/account)"
+  "$build/bench/ledger_bench" --accounts 1000000 --ops 20000000
+  "$build/bench/ledger_bench" --accounts 10000000 --ops 20000000
+fi
+
+if wants journal; then
+  echo "== journal: durable append, commit latency, replay (targets >= 250 MB/s, replay >= 20M records/s)"
+  "$build/bench/journal_bench" --dir "$work/journal" --seconds 2 --sync fdatasync
+fi
+
+if wants engine; then
+  for shards in 1 2; do
+    echo "== switch over UDP, $shards shard(s): targets >= 1M/s batched, >= 150k/s one per datagram, p99 <= 5 ms at 70%"
+    start_switch "udp$shards" "$shards" --listen 127.0.0.1:7931
+    L="$build/bench/payswitch-load --server 127.0.0.1:7931 --quiet"
+    $L --duration "$seconds" --window 16384 --per-datagram 128 --json "$work/batched.json" |
+      grep -E "^(throughput|latency|verdict)" | sed 's/^/batched 128\/datagram: /'
+    $L --use-existing --duration "$seconds" --window 2048 --per-datagram 1 \
+      --json "$work/single.json" | grep -E "^(throughput|latency|verdict)" |
+      sed 's/^/one per datagram:      /'
+    peak=$(python3 -c 'import json,sys;print(int(json.load(open(sys.argv[1]))["totals"]["throughput_per_s"]))' "$work/batched.json")
+    $L --use-existing --duration "$seconds" --rate $((peak * 7 / 10)) --per-datagram 128 |
+      grep -E "^(throughput|latency|verdict)" | sed "s/^/open loop at 70% ($((peak * 7 / 10))\/s): /"
+    single=$(python3 -c 'import json,sys;print(int(json.load(open(sys.argv[1]))["totals"]["throughput_per_s"]))' "$work/single.json")
+    $L --use-existing --duration "$seconds" --rate $((single * 7 / 10)) --per-datagram 1 |
+      grep -E "^(throughput|latency|verdict)" | sed "s/^/one per datagram, open loop at 70% ($((single * 7 / 10))\/s): /"
+    stop_switch
+  done
+fi
+
+if wants dpdk; then
+  echo "== DPDK net_memif beside UDP sockets, same switch binary (target >= 2M/s one per packet)"
+  eal="--no-huge -m 512 --no-pci --no-telemetry --log-level=warning"
+  header=""
+  for spec in "1 4096" "22 512"; do
+    set -- $spec
+    start_switch "memif$1" 1 --transport dpdk --dpdk-args \
+      "$eal --file-prefix hl$$s$1 --vdev=net_memif0,role=server,socket=$work/memif$1.sock,rsize=12 -- ip=10.88.0.1 port=7000"
+    "$build/bench/payswitch-dpdk-load" --dpdk-args \
+      "$eal --file-prefix hl$$c$1 --vdev=net_memif0,role=client,socket=$work/memif$1.sock,rsize=12 -- ip=10.88.0.2 peer-ip=10.88.0.1" \
+      --label dpdk-memif --per-packet "$1" --window "$2" --duration "$seconds" --accounts 10000 \
+      $header 2>/dev/null | grep -v verified
+    header=--no-header
+    stop_switch
+    start_switch "sock$1" 1 --listen 127.0.0.1:7932
+    "$build/bench/payswitch-dpdk-load" --udp 127.0.0.1:7932 --label udp-socket --per-packet "$1" \
+      --window "$2" --duration "$seconds" --accounts 10000 $header 2>/dev/null | grep -v verified
+    stop_switch
+  done
+fi
+
+if wants iso; then
+  echo "== ISO 8583 authorizations through payswitch gateway, 64 connections (target >= 200k/s, p99 <= 5 ms)"
+  start_switch iso 1 --listen 127.0.0.1:7933
+  "$build/bench/payswitch-iso-load" setup --switch 127.0.0.1:7933 --directory "$work/cards.txt" \
+    --cards 100000 >/dev/null
+  "$P" gateway --directory "$work/cards.txt" --switch 127.0.0.1:7933 \
+    --listen-binary 127.0.0.1:8933 >"$work/gateway.log" 2>&1 &
+  pids+=($!)
+  sleep 1
+  "$build/bench/payswitch-iso-load" run --gateway 127.0.0.1:8933 --connections 64 --pipeline 32 \
+    --seconds "$seconds" --cards 100000
+  stop_switch
+  stop_switch
+fi
