@@ -27,7 +27,7 @@ void engine_config_default(struct engine_config *config)
 	config->holds_max = 65536;
 	config->dedup_window_s = 600;
 	config->hold_timeout_s = 900;
-	config->ring_size = 8192;
+	config->ring_size = 65536;
 	config->group_bytes_max = 1u << 20;
 	config->durability = ENGINE_DURABLE;
 	config->transport = ENGINE_TRANSPORT_UDP;

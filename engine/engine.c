@@ -21,8 +21,10 @@
 
 /* Decisions waiting for durability per shard: a few groups' worth. */
 #define ENGINE_PENDING_MAX (1u << 18)
-/* Datagrams awaiting replies per netio worker. */
-#define ENGINE_SLOTS_MAX 4096u
+/* Datagrams awaiting replies per netio worker, and how many of them may be
+ * batches of more than ENGINE_SLOT_INLINE requests. */
+#define ENGINE_SLOTS_MAX 65536u
+#define ENGINE_BATCH_BUFFERS_MAX 4096u
 
 uint64_t engine_now_us(void)
 {
@@ -217,6 +219,15 @@ static int open_worker(struct engine *engine, uint32_t index, uint16_t port, cha
 	worker->index = index;
 	worker->slot_capacity = ENGINE_SLOTS_MAX;
 	worker->slots = calloc(worker->slot_capacity, sizeof(struct engine_slot));
+	worker->buffer_capacity = ENGINE_BATCH_BUFFERS_MAX;
+	worker->buffers = calloc((size_t)worker->buffer_capacity * NETIO_BATCH_MAX,
+				 sizeof(struct ledger_result));
+	worker->buffer_free = calloc(worker->buffer_capacity, sizeof(uint32_t));
+	if (!worker->buffers || !worker->buffer_free)
+		return fail(error, error_size, -ENOMEM, "worker %u: out of memory", index);
+	for (uint32_t i = 0; i < worker->buffer_capacity; i++)
+		worker->buffer_free[i] = worker->buffer_capacity - 1 - i;
+	worker->buffer_free_count = worker->buffer_capacity;
 	worker->stages = calloc(engine->shard_count, sizeof(struct engine_stage));
 	worker->tx_buffers = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_REPLY_MAX);
 	if (!worker->slots || !worker->stages || !worker->tx_buffers)
@@ -444,6 +455,8 @@ void engine_destroy(struct engine *engine)
 		struct engine_worker *worker = &engine->workers[w];
 		netio_transport_close(worker->transport);
 		free(worker->slots);
+		free(worker->buffers);
+		free(worker->buffer_free);
 		free(worker->stages);
 		free(worker->tx_buffers);
 	}

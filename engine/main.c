@@ -75,7 +75,7 @@ static const char start_help[] =
 	"                         (default: 127.0.0.1:9100)\n"
 	"  --workers N            netio worker threads (default: 1)\n"
 	"  --cpus LIST            pin threads: workers first, then shards (e.g. 0,1)\n"
-	"  --ring-size N          entries of each ring, power of two (default: 8192)\n"
+	"  --ring-size N          entries of each ring, power of two (default: 65536)\n"
 	"  --group-bytes N        journal bytes per group commit (default: 1048576)\n"
 	"  --journal-preallocate N  zero-fill N bytes ahead of journal appends, a\n"
 	"                         multiple of 4096 (default: 0, off)\n"

@@ -58,6 +58,11 @@ static void tx_commit(struct engine_worker *worker, size_t length)
 static void slot_free(struct engine_worker *worker, uint32_t index)
 {
 	struct engine_slot *slot = &worker->slots[index];
+	if (slot->buffer != ENGINE_SLOT_NONE) {
+		assert(worker->buffer_free_count < worker->buffer_capacity);
+		worker->buffer_free[worker->buffer_free_count++] = slot->buffer;
+		slot->buffer = ENGINE_SLOT_NONE;
+	}
 	slot->expected = 0;
 	slot->next_free = worker->slot_free_head;
 	worker->slot_free_head = index;
@@ -176,7 +181,9 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 		refuse_requests(worker, datagram, &view, LEDGER_UNAVAILABLE);
 		return;
 	}
-	if (worker->slot_free_head == ENGINE_SLOT_NONE) {
+	bool large = view.count > ENGINE_SLOT_INLINE;
+	if (worker->slot_free_head == ENGINE_SLOT_NONE ||
+	    (large && worker->buffer_free_count == 0)) {
 		metrics_add(&worker->stats.busy, view.count);
 		refuse_requests(worker, datagram, &view, LEDGER_BUSY);
 		return;
@@ -185,6 +192,12 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 	struct engine_slot *slot = &worker->slots[index];
 	worker->slot_free_head = slot->next_free;
 	worker->slots_used++;
+	slot->buffer = ENGINE_SLOT_NONE;
+	slot->results = slot->inline_results;
+	if (large) {
+		slot->buffer = worker->buffer_free[--worker->buffer_free_count];
+		slot->results = worker->buffers + (size_t)slot->buffer * NETIO_BATCH_MAX;
+	}
 	slot->peer = datagram->peer;
 	slot->client_id = view.header.client_id;
 	slot->sequence = view.header.sequence;

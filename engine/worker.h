@@ -13,16 +13,25 @@
 
 _Static_assert(NETIO_REJECT_COUNT_KINDS <= ENGINE_REJECT_KINDS, "reject counters");
 
-/* One received datagram waiting for its results. */
+/* Results a slot holds inline: a terminal's datagram carries one request. */
+#define ENGINE_SLOT_INLINE 4u
+
+/* One received datagram waiting for its results. Datagrams of up to
+ * ENGINE_SLOT_INLINE requests keep their results inline; bigger ones borrow a
+ * NETIO_BATCH_MAX buffer from the worker's pool, so many small datagrams can be
+ * in flight (a disk stall at one request per datagram needs tens of thousands
+ * of slots) without reserving 5 KiB for each. */
 struct engine_slot {
 	struct netio_peer peer;
 	uint64_t client_id;
 	uint64_t sequence;
 	uint64_t received_us;     /* monotonic */
+	struct ledger_result *results; /* inline or a pool buffer */
 	uint16_t expected;        /* requests in the datagram; 0 = free */
 	uint16_t answered;
 	uint32_t next_free;
-	struct ledger_result results[NETIO_BATCH_MAX];
+	uint32_t buffer;          /* pool buffer index, ENGINE_SLOT_NONE if inline */
+	struct ledger_result inline_results[ENGINE_SLOT_INLINE];
 };
 
 /* Requests bound for one shard, moved into its ring in bursts. */
@@ -39,6 +48,10 @@ struct engine_worker {
 	struct netio_transport *transport;
 	struct engine_slot *slots;
 	uint32_t slot_capacity;
+	struct ledger_result *buffers;        /* buffer_capacity * NETIO_BATCH_MAX results */
+	uint32_t *buffer_free;                /* stack of free buffer indices */
+	uint32_t buffer_capacity;
+	uint32_t buffer_free_count;
 	uint32_t slot_free_head;
 	uint32_t slots_used;
 	struct engine_stage *stages;          /* one per shard */

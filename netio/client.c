@@ -86,9 +86,13 @@ static int connect_socket(struct netio_client *client, const char *host, uint16_
 		error = -errno;
 		goto out;
 	}
+	/* Replies to a deep window arrive in bursts: ask for big buffers, past
+	 * net.core.rmem_max when allowed (root), as the server transport does. */
 	int wish = (int)CLIENT_SOCKET_BUFFER_BYTES;
-	(void)setsockopt(client->fd, SOL_SOCKET, SO_RCVBUF, &wish, sizeof(wish));
-	(void)setsockopt(client->fd, SOL_SOCKET, SO_SNDBUF, &wish, sizeof(wish));
+	if (setsockopt(client->fd, SOL_SOCKET, SO_RCVBUFFORCE, &wish, sizeof(wish)) != 0)
+		(void)setsockopt(client->fd, SOL_SOCKET, SO_RCVBUF, &wish, sizeof(wish));
+	if (setsockopt(client->fd, SOL_SOCKET, SO_SNDBUFFORCE, &wish, sizeof(wish)) != 0)
+		(void)setsockopt(client->fd, SOL_SOCKET, SO_SNDBUF, &wish, sizeof(wish));
 	if (connect(client->fd, found->ai_addr, found->ai_addrlen) != 0)
 		error = -errno;
 out:
