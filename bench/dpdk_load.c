@@ -53,6 +53,7 @@
 #define SLOT_BITS 12u
 #define UDP_SLOT_MAP (1u << 20)     /* --udp: sequence -> slot, by the low bits */
 #define WINDOW_MAX (1u << SLOT_BITS)
+#define UDP_UNNUMBERED UINT64_MAX  /* --udp: a slot whose datagram never went out */
 #define CURRENCY 978
 #define RETRANSMIT_NS (500u * 1000000u)
 #define RETRANSMITS_MAX 20u
@@ -465,6 +466,9 @@ static void fill_window(struct load *load)
 		load->in_flight++;
 		load->datagrams_sent++;
 		if (load->udp != NULL) {
+			/* Numbered by the client library; until a send succeeds the
+			 * slot matches no reply (the retransmission timer sends it). */
+			slot->sequence = UDP_UNNUMBERED;
 			send_udp(load, slot);
 			continue;
 		}
@@ -492,6 +496,22 @@ static void complete_request(struct load *load, struct slot *slot, uint32_t inde
 	account_result(load, &requests[index], result);
 }
 
+/* The position of request `id` in the slot's datagram, or slot->count when
+ * it is not there. Ids are consecutive in a fresh datagram, but BUSY requests
+ * sent again keep their ids and share datagrams with fresh ones (in any
+ * order), so a result is found by its id, not by its distance to the first. */
+static uint32_t request_index(const struct slot *slot, const struct ledger_request *requests,
+			      uint64_t id)
+{
+	uint64_t guess = id - requests[0].id;
+	if (guess < slot->count && requests[guess].id == id)
+		return (uint32_t)guess;
+	for (uint32_t i = 0; i < slot->count; i++)
+		if (requests[i].id == id)
+			return i;
+	return slot->count;
+}
+
 static void handle_reply(struct load *load, const struct netio_view *view, uint64_t now_ns)
 {
 	uint64_t sequence = view->header.sequence;
@@ -517,8 +537,8 @@ static void handle_reply(struct load *load, const struct netio_view *view, uint6
 	}
 	for (uint32_t i = 0; view->header.type == NETIO_TYPE_REPLY && i < view->count; i++) {
 		const struct ledger_result *result = &view->results[i];
-		uint64_t index = result->id - requests[0].id;
-		if (index >= slot->count || requests[index].id != result->id) {
+		uint32_t index = request_index(slot, requests, result->id);
+		if (index >= slot->count) {
 			load->errors++;
 			continue;
 		}
@@ -647,7 +667,9 @@ static int run_phase(struct load *load, enum phase_kind phase, uint64_t duration
 			last_check = now;
 			if (retransmit(load) != 0 || now - start > duration_ns + PHASE_TIMEOUT_NS) {
 				fprintf(stderr, "payswitch-dpdk-load: no answer from the switch "
-					"(%u datagrams in flight)\n", load->in_flight);
+					"(%u datagrams in flight; retransmits %" PRIu64 ", unmatched "
+					"or failed results %" PRIu64 ")\n", load->in_flight,
+					load->retransmits, load->errors);
 				return -ETIMEDOUT;
 			}
 		}

@@ -29,11 +29,12 @@ P="$build/engine/payswitch"
 wants() { [[ " $only " == *" $1 "* ]]; }
 
 # Starts the switch on a fresh data dir: start_switch NAME SHARDS [start flags...]
+# (HOLDS: hold table size; authorizations are holds that the ISO run never captures).
 start_switch() {
   local name=$1 shards=$2
   shift 2
   "$P" format "$work/$name" --shards "$shards" --accounts 1000000 --transfers 4000000 \
-    --holds 1000000 >/dev/null
+    --holds "${HOLDS:-1000000}" >/dev/null
   "$P" start --data-dir "$work/$name" --metrics 127.0.0.1:0 "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
   sleep 2
@@ -104,7 +105,7 @@ fi
 
 if wants iso; then
   echo "== ISO 8583 authorizations through payswitch gateway, 64 connections (target >= 200k/s, p99 <= 5 ms)"
-  start_switch iso 1 --listen 127.0.0.1:7933
+  HOLDS=4000000 start_switch iso 1 --listen 127.0.0.1:7933
   "$build/bench/payswitch-iso-load" setup --switch 127.0.0.1:7933 --directory "$work/cards.txt" \
     --cards 100000 >/dev/null
   "$P" gateway --directory "$work/cards.txt" --switch 127.0.0.1:7933 \
