@@ -31,19 +31,7 @@
 static void comparison_config(struct load_config *config, uint64_t seed)
 {
 	memset(config, 0, sizeof(*config));
-	config->currency = 978;
-	config->account_base = 1000000;
-	config->payers = 20000;
-	config->merchants = 2000;
-	config->utilities = 8;
-	config->publishers = 40;
-	config->mix[0] = 60;
-	config->mix[1] = 10;
-	config->mix[2] = 30;
-	config->zipf_s = 1.0;
-	config->broke_share = 0.05;
-	config->payer_funds_cents = 10000000;
-	config->broke_funds_cents = 2000;
+	load_workload_defaults(config);
 	config->seed = seed;
 }
 

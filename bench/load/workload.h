@@ -12,6 +12,11 @@
 
 #include "load.h"
 
+/* The default micro-payment mix, accounts and funding (payswitch-load's
+ * defaults, and what bench/compare gives every peer): leaves transport,
+ * retry, refund and hold fields as they are. */
+void load_workload_defaults(struct load_config *config);
+
 /* An approved payment or hold remembered for a later refund / capture / void. */
 struct load_memo {
 	uint64_t id;

@@ -29,6 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- switch log:"; tail -30 "$DIR/switch.log"; exit 1; }
+. "$(dirname "$0")/common.sh"
 
 EAL="--no-huge -m 256 --no-pci --no-telemetry --log-level=warning"
 "$PAYSWITCH" format "$DIR/data" --accounts 100000 --transfers 1000000 >"$DIR/format.log" 2>&1 \
@@ -57,24 +58,7 @@ echo "== malformed frames, then ARP, ping and a checked exchange"
 N=10
 load --accounts 100 --first-account 3000000 --malformed $N || fail "load generator, malformed"
 
-kill -TERM "$SWITCH_PID"
-STATUS=0
-for _ in $(seq 300); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
-wait "$SWITCH_PID" || STATUS=$?
-SWITCH_PID=
-[ "$STATUS" -eq 0 ] || fail "the switch exited with $STATUS after SIGTERM"
-STATS=$(grep "payswitch dpdk: queue" "$DIR/switch.log")
-echo "$STATS"
-counter() { echo "$STATS" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
-for name in drop_ether_type drop_ip_checksum drop_truncated drop_udp_length drop_udp_checksum \
-	    drop_udp_port; do
-	value=$(counter "$name")
-	[ "${value:-0}" -ge "$N" ] || fail "$name is ${value:-missing}, expected >= $N"
-done
-for name in arp_replies icmp_replies; do
-	value=$(counter "$name")
-	[ "${value:-0}" -ge 1 ] || fail "$name is ${value:-missing}, expected >= 1"
-done
+stop_switch_and_check_drops
 total=0
 for name in $(echo "$STATS" | tr ' ' '\n' | sed -n 's/^\(drop_[a-z_]*\)=.*/\1/p'); do
 	total=$((total + $(counter "$name")))

@@ -43,6 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- switch log:"; tail -30 "$DIR/switch.log"; exit 1; }
+. "$(dirname "$0")/common.sh"
 
 if ! ip netns add "$NS_SWITCH" 2>"$DIR/netns.err" || ! ip netns add "$NS_CLIENT" 2>>"$DIR/netns.err"; then
 	echo "SKIP: cannot create network namespaces: $(cat "$DIR/netns.err")"; exit 77
@@ -89,24 +90,7 @@ echo "== the switch still serves"
 timeout 60 ip netns exec "$NS_CLIENT" "$CLIENT" "$SWITCH_IP" 7000 2000000 200 500 \
 	|| fail "veth client after malformed frames"
 
-kill -TERM "$SWITCH_PID"
-STATUS=0
-for _ in $(seq 300); do kill -0 "$SWITCH_PID" 2>/dev/null || break; sleep 0.1; done
-wait "$SWITCH_PID" || STATUS=$?
-SWITCH_PID=
-[ "$STATUS" -eq 0 ] || fail "the switch exited with $STATUS after SIGTERM"
-STATS=$(grep "payswitch dpdk: queue" "$DIR/switch.log")
-echo "$STATS"
-counter() { echo "$STATS" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
-for name in drop_ether_type drop_ip_checksum drop_truncated drop_udp_length drop_udp_checksum \
-	    drop_udp_port; do
-	value=$(counter "$name")
-	[ "${value:-0}" -ge "$N" ] || fail "$name is ${value:-missing}, expected >= $N"
-done
-for name in arp_replies icmp_replies; do
-	value=$(counter "$name")
-	[ "${value:-0}" -ge 1 ] || fail "$name is ${value:-missing}, expected >= 1"
-done
+stop_switch_and_check_drops
 "$PAYSWITCH" audit "$DIR/data" >"$DIR/audit.log" 2>&1 || { cat "$DIR/audit.log"; fail "audit"; }
 tail -3 "$DIR/audit.log"
 echo "PASS"
