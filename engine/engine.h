@@ -101,6 +101,17 @@ struct engine;
 struct engine_shard;
 struct engine_worker;
 
+/* The RETURN a payer's shard is owed for a CREDIT its payee's shard refused:
+ * the same transfer with kind RETURN (flags 0: only CREDIT carries the
+ * origin's kind). Used live by the shard and by crash recovery. */
+static inline struct ledger_request engine_return_of(const struct ledger_request *credit)
+{
+	struct ledger_request giving_back = *credit;
+	giving_back.kind = LEDGER_KIND_RETURN;
+	giving_back.flags = 0;
+	return giving_back;
+}
+
 /* Wakes a thread that sleeps when idle. The sleeper announces itself with
  * `sleeping`, re-checks its queues, then waits on the eventfd; a producer that
  * sees `sleeping` writes the eventfd. Seq-cst on both sides so that either the

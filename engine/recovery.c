@@ -27,17 +27,11 @@ enum {
 };
 
 struct transit_entry {
-	uint64_t id;              /* 0 = empty */
-	struct ledger_request debit; /* the deciding request (SEEN_DEBIT) */
-	uint64_t timestamp_us;
-	uint64_t payer;
-	uint64_t payee;
-	uint64_t amount;
-	uint64_t hold_id;         /* CAPTURE: the hold whose payee is credited */
-	int64_t balance;
-	uint16_t currency;
-	uint16_t code;            /* the payee's refusal */
-	uint8_t kind;             /* the deciding request's kind */
+	uint64_t id;                  /* 0 = empty */
+	struct ledger_request debit;  /* SEEN_DEBIT: the deciding request */
+	struct ledger_request credit; /* SEEN_REFUSED: the CREDIT the payee refused */
+	int64_t balance;              /* SEEN_DEBIT: the payer's balance after it */
+	uint16_t code;                /* SEEN_REFUSED: the payee's reason */
 	uint8_t seen;
 };
 
@@ -114,24 +108,13 @@ static int note_record(struct transit_map *map, const struct journal_record *rec
 	if (debit) {
 		entry->seen |= SEEN_DEBIT;
 		entry->debit = *request;
-		entry->kind = kind;
-		entry->timestamp_us = request->timestamp_us;
-		entry->payer = request->account_id;
-		entry->payee = request->other_id;
-		entry->amount = request->amount;
-		entry->hold_id = kind == LEDGER_KIND_CAPTURE ? request->reference_id : 0;
 		entry->balance = record->balance;
-		entry->currency = request->currency;
 	} else if (kind == LEDGER_KIND_CREDIT) {
 		entry->seen |= SEEN_CREDIT;
 		if (record->flags & LEDGER_RESULT_RETURN_REMOTE) {
 			entry->seen |= SEEN_REFUSED;
+			entry->credit = *request;
 			entry->code = record->code;
-			entry->payer = request->account_id;
-			entry->payee = request->other_id;
-			entry->amount = request->amount;
-			entry->currency = request->currency;
-			entry->timestamp_us = request->timestamp_us;
 		}
 	} else {
 		entry->seen |= SEEN_RETURN;
@@ -188,44 +171,43 @@ static int backlog_push(struct engine_shard *shard, const struct engine_message 
 	return 0;
 }
 
-/* The CREDIT a durable debit owes, built by the payer's recovered ledger
- * (for a capture it reads the payee, currency and amount from its window). */
-static int owed_credit(struct engine *engine, const struct transit_entry *entry,
-		       struct ledger_request *credit)
+/* What a transfer still owes after the crash. */
+enum owed { OWED_NOTHING, OWED_CREDIT, OWED_RETURN };
+
+static enum owed owed_of(const struct transit_entry *entry)
 {
-	struct engine_shard *payer_shard =
-		&engine->shards[ledger_shard_of(entry->payer, engine->shard_count)];
-	struct ledger_result decided = { .id = entry->id, .code = LEDGER_OK,
-					 .flags = LEDGER_RESULT_CREDIT_REMOTE | LEDGER_RESULT_JOURNAL,
-					 .amount = entry->amount };
-	return ledger_remote_credit(payer_shard->ledger, &entry->debit, &decided, credit);
+	if ((entry->seen & SEEN_DEBIT) && !(entry->seen & SEEN_CREDIT))
+		return OWED_CREDIT;
+	if ((entry->seen & SEEN_REFUSED) && !(entry->seen & SEEN_RETURN))
+		return OWED_RETURN;
+	return OWED_NOTHING;
 }
 
-static int resend(struct engine *engine, const struct transit_entry *entry)
+/* Queues the owed message on the shard that sends it. The CREDIT a durable
+ * debit owes is built by the payer's recovered ledger (for a capture it reads
+ * the payee, currency and amount from its deduplication window). */
+static int resend(struct engine *engine, const struct transit_entry *entry, enum owed owed)
 {
 	struct engine_message message = { .worker = ENGINE_NO_REPLY };
-	message.request.id = entry->id;
-	message.request.timestamp_us = entry->timestamp_us;
-	message.request.account_id = entry->payer;
-	message.request.other_id = entry->payee;
-	message.request.amount = entry->amount;
-	message.request.currency = entry->currency;
 	uint32_t from;
-	if ((entry->seen & SEEN_DEBIT) && !(entry->seen & SEEN_CREDIT)) {
-		if (owed_credit(engine, entry, &message.request) != 0) {
+	if (owed == OWED_CREDIT) {
+		from = ledger_shard_of(entry->debit.account_id, engine->shard_count);
+		struct ledger_result decided = { .id = entry->id, .code = LEDGER_OK,
+						 .flags = LEDGER_RESULT_CREDIT_REMOTE |
+							  LEDGER_RESULT_JOURNAL };
+		if (ledger_remote_credit(engine->shards[from].ledger, &entry->debit, &decided,
+					 &message.request) != 0) {
 			engine_log("error", "capture %llu of hold %llu is no longer in the "
 				   "deduplication window; its credit cannot be re-sent",
-				   (unsigned long long)entry->id, (unsigned long long)entry->hold_id);
+				   (unsigned long long)entry->id,
+				   (unsigned long long)entry->debit.reference_id);
 			return 0;
 		}
 		message.balance = entry->balance;
-		from = ledger_shard_of(entry->payer, engine->shard_count);
-	} else if ((entry->seen & SEEN_REFUSED) && !(entry->seen & SEEN_RETURN)) {
-		message.request.kind = LEDGER_KIND_RETURN;
-		message.code = entry->code;
-		from = ledger_shard_of(entry->payee, engine->shard_count);
 	} else {
-		return 0;
+		from = ledger_shard_of(entry->credit.other_id, engine->shard_count);
+		message.request = engine_return_of(&entry->credit);
+		message.code = entry->code;
 	}
 	return backlog_push(&engine->shards[from], &message);
 }
@@ -242,13 +224,12 @@ int engine_recover_credits(struct engine *engine, char *error, size_t error_size
 	uint64_t returns = 0;
 	for (uint64_t i = 0; i < map.capacity && result == 0; i++) {
 		const struct transit_entry *entry = &map.entries[i];
-		if (entry->id == 0)
+		enum owed owed = entry->id != 0 ? owed_of(entry) : OWED_NOTHING;
+		if (owed == OWED_NOTHING)
 			continue;
-		bool credit = (entry->seen & SEEN_DEBIT) && !(entry->seen & SEEN_CREDIT);
-		bool give_back = (entry->seen & SEEN_REFUSED) && !(entry->seen & SEEN_RETURN);
-		credits += credit;
-		returns += give_back;
-		result = resend(engine, entry);
+		credits += owed == OWED_CREDIT;
+		returns += owed == OWED_RETURN;
+		result = resend(engine, entry, owed);
 		if (result != 0)
 			snprintf(error, error_size, "out of memory re-sending credits");
 	}

@@ -95,9 +95,7 @@ static bool release_one(struct engine_shard *shard, struct engine_pending *pendi
 	case LEDGER_KIND_CREDIT:
 		/* We are the payee's shard; the payer's shard is waiting on us. */
 		if (pending->result.flags & LEDGER_RESULT_RETURN_REMOTE) {
-			message.request = pending->request;
-			message.request.kind = LEDGER_KIND_RETURN;
-			message.request.flags = 0; /* CREDIT carried the origin's kind */
+			message.request = engine_return_of(&pending->request);
 			message.code = pending->result.code;
 			if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id,
 								   engine->shard_count), &message))

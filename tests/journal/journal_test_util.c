@@ -240,3 +240,18 @@ void jt_segment_path(char *path, const char *dir, uint32_t shard, uint32_t segme
 {
 	sprintf(path, "%s/shard-%03u/journal-%08u.seg", dir, shard, segment);
 }
+
+int jt_run_until_failure(struct jt_workload *workload, struct ledger *ledger,
+			 struct journal_writer *writer, uint32_t rounds)
+{
+	int result = 0;
+	for (uint32_t i = 0; i < rounds && result == 0; i++)
+		result = jt_run(workload, ledger, writer, 50);
+	while (result == 0) {
+		int64_t polled = journal_poll(writer, true);
+		result = polled < 0 ? (int)polled : 0;
+		cr_assert(result != 0 || journal_in_flight(writer) > 0, "never failed");
+	}
+	cr_assert(result == -EIO || result == -EFBIG, "result %d", result);
+	return result;
+}

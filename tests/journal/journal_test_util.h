@@ -55,6 +55,12 @@ int jt_apply(struct ledger *ledger, struct journal_writer *writer, uint64_t now_
 int jt_run(struct jt_workload *workload, struct ledger *ledger, struct journal_writer *writer,
 	   uint32_t count);
 
+/* Runs batches of 50 requests, at most `rounds` of them, until the writer
+ * fails (a file size limit is set), then polls until the failure surfaces.
+ * Asserts that it did, with EIO or EFBIG, and returns that -errno. */
+int jt_run_until_failure(struct jt_workload *workload, struct ledger *ledger,
+			 struct journal_writer *writer, uint32_t rounds);
+
 /* Asserts that two ledgers hold the same accounts, counts and sequence. */
 void jt_assert_ledgers_equal(const struct ledger *a, const struct ledger *b);
 /* Size of a file, or -1. */
