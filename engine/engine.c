@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "claims.h"
 #include "recovery.h"
 #include "shard.h"
 #include "worker.h"
@@ -293,6 +294,71 @@ static int open_shards(struct engine *engine, const struct journal_meta *meta, c
 	return result;
 }
 
+/* A shard's window forgot an id: its claim goes, and another shard may use
+ * the id from now on, but no request at or before the evicted timestamp. */
+static void shard_evicted(void *context, const struct ledger_transfer_info *evicted,
+			  uint64_t now_us)
+{
+	struct engine_shard *shard = context;
+	(void)now_us;
+	if (!ledger_kind_remembered(evicted->kind))
+		return; /* a CREDIT: the payer's shard holds the id */
+	engine_claims_note_evicted(shard->engine->claims, evicted->timestamp_us);
+	/* Releases nothing only for an id a start-up found on two shards. */
+	engine_claims_release(shard->engine->claims, evicted->id, shard->index);
+}
+
+struct claim_rebuild {
+	struct engine *engine;
+	uint32_t shard;
+	uint64_t conflicts;
+	uint64_t full;
+};
+
+static int claim_recovered(const struct ledger_transfer_info *info, void *context)
+{
+	struct claim_rebuild *rebuild = context;
+	if (!ledger_kind_remembered(info->kind))
+		return 0;
+	uint32_t owner;
+	enum engine_claim claim = engine_claims_take(rebuild->engine->claims, info->id,
+						     rebuild->shard, &owner);
+	if (claim == ENGINE_CLAIM_OTHER || claim == ENGINE_CLAIM_MINE) {
+		if (rebuild->conflicts++ == 0)
+			engine_log("error", "id %llu is remembered by shards %u and %u: decided twice "
+				   "before this version; payswitch audit reports it",
+				   (unsigned long long)info->id, owner, rebuild->shard);
+	}
+	rebuild->full += claim == ENGINE_CLAIM_FULL;
+	return 0;
+}
+
+/* One id space across shards (claims.h): built from the recovered windows. */
+static int create_claims(struct engine *engine, char *error, size_t error_size)
+{
+	if (engine->shard_count < 2)
+		return 0;
+	uint64_t capacity = 0;
+	for (uint32_t s = 0; s < engine->shard_count; s++)
+		capacity += ledger_config_get(engine->shards[s].ledger)->transfers_max + ENGINE_APPLY_MAX;
+	int result = 0;
+	engine->claims = engine_claims_create(capacity, &result);
+	if (engine->claims == NULL)
+		return fail(error, error_size, result, "id claims for %llu transfers: %s",
+			    (unsigned long long)capacity, strerror(-result));
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		struct engine_shard *shard = &engine->shards[s];
+		struct claim_rebuild rebuild = { .engine = engine, .shard = s };
+		ledger_transfer_foreach(shard->ledger, claim_recovered, &rebuild);
+		if (rebuild.full != 0)
+			return fail(error, error_size, -ENOSPC, "id claims: %llu ids found no room",
+				    (unsigned long long)rebuild.full);
+		engine_claims_note_evicted(engine->claims, ledger_evicted_watermark(shard->ledger));
+		ledger_set_evict_hook(shard->ledger, shard_evicted, shard);
+	}
+	return 0;
+}
+
 struct engine *engine_create(const struct engine_config *config, char *error, size_t error_size)
 {
 	struct engine *engine = calloc(1, sizeof(*engine));
@@ -324,6 +390,8 @@ struct engine *engine_create(const struct engine_config *config, char *error, si
 	if (create_rings(engine, error, error_size) != 0)
 		goto failed;
 	if (open_shards(engine, &meta, error, error_size) != 0)
+		goto failed;
+	if (create_claims(engine, error, error_size) != 0)
 		goto failed;
 	if (engine_recover_credits(engine, error, error_size) != 0)
 		goto failed;
@@ -451,6 +519,7 @@ void engine_destroy(struct engine *engine)
 	if (engine == NULL)
 		return;
 	metrics_server_stop(engine->metrics);
+	engine_claims_destroy(engine->claims);
 	for (uint32_t w = 0; engine->workers && w < engine->worker_count; w++) {
 		struct engine_worker *worker = &engine->workers[w];
 		netio_transport_close(worker->transport);

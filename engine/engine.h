@@ -21,6 +21,7 @@
 #ifndef PAYSWITCH_ENGINE_H
 #define PAYSWITCH_ENGINE_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,15 +37,33 @@
 #define ENGINE_NO_REPLY 0xffffu    /* engine_message.worker: nobody waits (recovery) */
 #define ENGINE_REJECT_KINDS 16     /* >= NETIO_REJECT_COUNT_KINDS */
 
-/* Worker -> shard and shard -> shard: 80 bytes. */
+/* What a message asks of the shard that takes it. */
+enum engine_message_type {
+	ENGINE_MESSAGE_REQUEST = 0,    /* decide request (from a worker, or CREDIT / RETURN) */
+	/* Payer's shard -> payee's shard: a repeat (or LOOKUP) of a transfer whose
+	 * outcome is the payee's (LEDGER_RESULT_OUTCOME_REMOTE). The payee's shard
+	 * decides nothing: it sends the message back once everything it decided
+	 * before it is released, so any RETURN of the transfer travels ahead of it
+	 * on the same FIFO ring. */
+	ENGINE_MESSAGE_PROBE = 1,
+	/* Payee's shard -> payer's shard: the probe came back; the payer's window
+	 * now holds the final outcome, which answers the client. */
+	ENGINE_MESSAGE_PROBE_BACK = 2,
+};
+
+/* Worker -> shard and shard -> shard: 96 bytes. */
 struct engine_message {
 	struct ledger_request request;
-	int64_t balance;    /* CREDIT: the payer's available balance, for the reply */
+	/* CREDIT, RETURN, PROBE: the payer's decision, for the client's reply,
+	 * which the payee's shard (or the return) sends on its behalf. */
+	int64_t balance;    /* the payer's available balance */
+	uint64_t sequence;  /* the payer's decision sequence */
+	uint64_t amount;    /* the payer's result amount (REFUND: refunded so far) */
 	uint16_t worker;    /* netio worker that owes the client a reply, or ENGINE_NO_REPLY */
-	uint16_t code;      /* RETURN: the payee shard's refusal code */
+	uint16_t type;      /* enum engine_message_type */
 	uint32_t slot;      /* the worker's reply slot */
 };
-_Static_assert(sizeof(struct engine_message) == 80, "ring element size");
+_Static_assert(sizeof(struct engine_message) == 96, "ring element size");
 
 /* Shard -> worker: 48 bytes. */
 struct engine_reply {
@@ -59,10 +78,14 @@ struct engine_pending {
 	struct ledger_request request;
 	struct ledger_result result;
 	uint64_t wait_sequence;  /* release once durable >= this */
-	int64_t balance;         /* the payer's balance to report (CREDIT, RETURN) */
+	int64_t balance;         /* CREDIT, RETURN, PROBE: the payer's, for the reply */
+	uint64_t sequence;
+	uint64_t amount;
 	struct ledger_request credit; /* CREDIT_REMOTE: what the payee's shard is sent */
 	uint16_t worker;
-	uint16_t code;
+	uint16_t type;           /* enum engine_message_type of what was taken */
+	uint16_t probe_shard;    /* OUTCOME_REMOTE: the payee's shard to probe */
+	uint16_t reserved;
 	uint32_t slot;
 };
 
@@ -75,6 +98,10 @@ struct engine_shard_stats {
 	uint64_t credits_sent;
 	uint64_t credits_received;
 	uint64_t returns_sent;
+	uint64_t probes_sent;           /* repeats / LOOKUPs whose outcome the payee's shard holds */
+	uint64_t claims_refused;        /* ID_REUSED: another shard decided the id */
+	uint64_t claims_full;           /* BUSY: the claims table had no room */
+	uint64_t too_old_elsewhere;     /* TOO_OLD by another shard's eviction watermark */
 	uint64_t sequence_applied;      /* last ledger sequence decided */
 	uint64_t sequence_durable;      /* last ledger sequence on disk */
 	uint64_t pending;               /* decisions waiting for durability */
@@ -104,12 +131,22 @@ struct engine_worker;
 /* The RETURN a payer's shard is owed for a CREDIT its payee's shard refused:
  * the same transfer with kind RETURN (flags 0: only CREDIT carries the
  * origin's kind). Used live by the shard and by crash recovery. */
-static inline struct ledger_request engine_return_of(const struct ledger_request *credit)
+static inline struct ledger_request engine_return_of(const struct ledger_request *credit,
+						     uint16_t refusal)
 {
+	assert(refusal != LEDGER_OK && refusal <= LEDGER_INVALID_LIMITS);
 	struct ledger_request giving_back = *credit;
 	giving_back.kind = LEDGER_KIND_RETURN;
-	giving_back.flags = 0;
+	giving_back.flags = (uint8_t)refusal; /* the payer's transfer answers it from now on */
 	return giving_back;
+}
+
+/* Whether a message is between shards (counted in credits_in_flight). */
+static inline bool engine_message_between_shards(const struct engine_message *message)
+{
+	return message->type != ENGINE_MESSAGE_REQUEST ||
+	       message->request.kind == LEDGER_KIND_CREDIT ||
+	       message->request.kind == LEDGER_KIND_RETURN;
 }
 
 /* Wakes a thread that sleeps when idle. The sleeper announces itself with
@@ -142,6 +179,7 @@ struct engine {
 	atomic_int failed;                /* a journal failed: answer UNAVAILABLE */
 	uint64_t started_us;
 	struct metrics_server *metrics;
+	struct engine_claims *claims;     /* one id space across shards; NULL with one shard */
 };
 
 /* Builds the engine: formats nothing, recovers every shard from data_dir,

@@ -43,6 +43,10 @@ SHARD_COUNTER(groups)
 SHARD_COUNTER(credits_sent)
 SHARD_COUNTER(credits_received)
 SHARD_COUNTER(returns_sent)
+SHARD_COUNTER(probes_sent)
+SHARD_COUNTER(claims_refused)
+SHARD_COUNTER(claims_full)
+SHARD_COUNTER(too_old_elsewhere)
 SHARD_COUNTER(pending)
 SHARD_COUNTER(journal_failed)
 
@@ -75,6 +79,10 @@ static const struct {
 	{ "payswitch_credits_sent_total", "counter", "Cross-shard credits sent once durable.", shard_credits_sent },
 	{ "payswitch_credits_received_total", "counter", "Cross-shard credits applied.", shard_credits_received },
 	{ "payswitch_returns_sent_total", "counter", "Cross-shard credits refused and returned.", shard_returns_sent },
+	{ "payswitch_probes_sent_total", "counter", "Repeats and look-ups of a cross-shard transfer answered through the payee's shard.", shard_probes_sent },
+	{ "payswitch_claims_refused_total", "counter", "Requests refused ID_REUSED because another shard decided their id.", shard_claims_refused },
+	{ "payswitch_claims_full_total", "counter", "Requests answered BUSY because the id claims table had no room.", shard_claims_full },
+	{ "payswitch_too_old_elsewhere_total", "counter", "Requests refused TOO_OLD by another shard's eviction watermark.", shard_too_old_elsewhere },
 	{ "payswitch_pending_decisions", "gauge", "Decisions waiting for durability.", shard_pending },
 	{ "payswitch_journal_failed", "gauge", "1 when the shard's journal failed and nothing more is acknowledged.", shard_journal_failed },
 };

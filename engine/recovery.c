@@ -206,8 +206,7 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 		message.balance = entry->balance;
 	} else {
 		from = ledger_shard_of(entry->credit.other_id, engine->shard_count);
-		message.request = engine_return_of(&entry->credit);
-		message.code = entry->code;
+		message.request = engine_return_of(&entry->credit, entry->code);
 	}
 	return backlog_push(&engine->shards[from], &message);
 }

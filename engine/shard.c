@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claims.h"
 #include "journal.h"
 #include "recovery.h"
 
@@ -84,59 +85,125 @@ static void flush_replies(struct engine_shard *shard)
 		shard_flush_outbox(shard, worker);
 }
 
+/* The reply a client gets for a transfer another shard finished on the
+ * payer's behalf: the payer's decision (its sequence, balance and amount),
+ * with the final code. */
+static struct ledger_result payer_reply(const struct engine_pending *pending, uint16_t code)
+{
+	return (struct ledger_result){
+		.id = pending->request.id, .balance = pending->balance, .amount = pending->amount,
+		.sequence = pending->sequence, .code = code, .flags = LEDGER_RESULT_JOURNAL,
+	};
+}
+
+/* We are the payee's shard of a CREDIT; the payer's shard is waiting on us. */
+static bool release_credit(struct engine_shard *shard, const struct engine_pending *pending)
+{
+	struct engine *engine = shard->engine;
+	if (pending->result.flags & LEDGER_RESULT_RETURN_REMOTE) {
+		struct engine_message message = {
+			.request = engine_return_of(&pending->request, pending->result.code),
+			.balance = pending->balance, .sequence = pending->sequence,
+			.amount = pending->amount, .worker = pending->worker, .slot = pending->slot,
+		};
+		if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id,
+							   engine->shard_count), &message))
+			return false;
+		metrics_add(&shard->stats.returns_sent, 1);
+	} else {
+		struct ledger_result reply = payer_reply(pending, pending->result.code);
+		if (!send_reply(shard, pending->worker, pending->slot, &reply))
+			return false;
+	}
+	atomic_fetch_sub(&engine->credits_in_flight, 1);
+	return true;
+}
+
+/* We are the payer's shard of a RETURN: the client learns the payee's reason. */
+static bool release_return(struct engine_shard *shard, const struct engine_pending *pending)
+{
+	if (pending->result.code != LEDGER_OK && !(pending->result.flags & LEDGER_RESULT_DUPLICATE))
+		engine_log("error", "shard %u: RETURN of transfer %llu refused (%s): its amount "
+			   "stays in transit; the audit will show it", shard->index,
+			   (unsigned long long)pending->request.id,
+			   ledger_result_name(pending->result.code));
+	struct ledger_result reply = payer_reply(pending, pending->request.flags);
+	reply.balance = pending->result.balance; /* the payer's balance with the money back */
+	if (!send_reply(shard, pending->worker, pending->slot, &reply))
+		return false;
+	atomic_fetch_sub(&shard->engine->credits_in_flight, 1);
+	return true;
+}
+
+/* A repeat or LOOKUP whose outcome the payee's shard holds goes there first
+ * (ENGINE_MESSAGE_PROBE). Credits recovery re-sends must be ahead of it on
+ * the ring, so it waits while any are unsent. */
+static bool release_probe(struct engine_shard *shard, const struct engine_pending *pending)
+{
+	if (shard->backlog_sent < shard->backlog_count)
+		return false;
+	struct engine_message message = {
+		.request = pending->request, .balance = pending->result.balance,
+		.sequence = pending->result.sequence, .amount = pending->result.amount,
+		.worker = pending->worker, .type = ENGINE_MESSAGE_PROBE, .slot = pending->slot,
+	};
+	if (!send_to_shard(shard, pending->probe_shard, &message))
+		return false;
+	metrics_add(&shard->stats.probes_sent, 1);
+	return true;
+}
+
+/* We are the payee's shard of a probe: everything decided before it has been
+ * released (any RETURN is on the ring ahead), so it goes back. */
+static bool release_probe_back(struct engine_shard *shard, const struct engine_pending *pending)
+{
+	struct engine *engine = shard->engine;
+	struct engine_message message = {
+		.request = pending->request, .balance = pending->balance,
+		.sequence = pending->sequence, .amount = pending->amount,
+		.worker = pending->worker, .type = ENGINE_MESSAGE_PROBE_BACK, .slot = pending->slot,
+	};
+	if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id, engine->shard_count),
+			   &message))
+		return false;
+	atomic_fetch_sub(&engine->credits_in_flight, 1);
+	return true;
+}
+
 /* Releases one durable decision. Returns false when its destination ring is
  * full: the caller stops and retries on the next loop, keeping the order. */
 static bool release_one(struct engine_shard *shard, struct engine_pending *pending)
 {
 	struct engine *engine = shard->engine;
-	struct engine_message message = { .worker = pending->worker, .slot = pending->slot };
-	struct ledger_result reply = pending->result;
-	switch (pending->request.kind) {
-	case LEDGER_KIND_CREDIT:
-		/* We are the payee's shard; the payer's shard is waiting on us. */
-		if (pending->result.flags & LEDGER_RESULT_RETURN_REMOTE) {
-			message.request = engine_return_of(&pending->request);
-			message.code = pending->result.code;
-			if (!send_to_shard(shard, ledger_shard_of(pending->request.account_id,
-								   engine->shard_count), &message))
-				return false;
-			metrics_add(&shard->stats.returns_sent, 1);
-		} else {
-			reply.balance = pending->balance;
-			reply.flags &= (uint16_t)~LEDGER_RESULT_JOURNAL;
-			if (!send_reply(shard, pending->worker, pending->slot, &reply))
-				return false;
-		}
-		atomic_fetch_sub(&engine->credits_in_flight, 1);
-		return true;
-	case LEDGER_KIND_RETURN:
-		/* The payee refused: the client learns the payee's reason. */
-		if (pending->result.code != LEDGER_OK &&
-		    !(pending->result.flags & LEDGER_RESULT_DUPLICATE))
-			engine_log("error", "shard %u: RETURN of transfer %llu refused (%s): its amount "
-				   "stays in transit; the audit will show it", shard->index,
-				   (unsigned long long)pending->request.id,
-				   ledger_result_name(pending->result.code));
-		reply.code = pending->code;
-		if (!send_reply(shard, pending->worker, pending->slot, &reply))
+	if (pending->type == ENGINE_MESSAGE_PROBE)
+		return release_probe_back(shard, pending);
+	if (pending->type == ENGINE_MESSAGE_PROBE_BACK) {
+		if (!send_reply(shard, pending->worker, pending->slot, &pending->result))
 			return false;
 		atomic_fetch_sub(&engine->credits_in_flight, 1);
 		return true;
-	default:
-		break;
 	}
+	if (pending->request.kind == LEDGER_KIND_CREDIT)
+		return release_credit(shard, pending);
+	if (pending->request.kind == LEDGER_KIND_RETURN)
+		return release_return(shard, pending);
+	if (pending->result.flags & LEDGER_RESULT_OUTCOME_REMOTE)
+		return release_probe(shard, pending);
 	if ((pending->result.flags & LEDGER_RESULT_CREDIT_REMOTE) &&
 	    pending->result.code == LEDGER_OK &&
 	    !(pending->result.flags & LEDGER_RESULT_DUPLICATE)) {
-		message.request = pending->credit;
-		message.balance = pending->result.balance;
+		struct engine_message message = {
+			.request = pending->credit, .balance = pending->result.balance,
+			.sequence = pending->result.sequence, .amount = pending->result.amount,
+			.worker = pending->worker, .type = ENGINE_MESSAGE_REQUEST, .slot = pending->slot,
+		};
 		if (!send_to_shard(shard, ledger_shard_of(pending->credit.other_id,
 							   engine->shard_count), &message))
 			return false;
 		metrics_add(&shard->stats.credits_sent, 1);
 		return true;
 	}
-	return send_reply(shard, pending->worker, pending->slot, &reply);
+	return send_reply(shard, pending->worker, pending->slot, &pending->result);
 }
 
 /* Releases, in order, every pending decision that is durable. */
@@ -170,7 +237,8 @@ static void fail_pending(struct engine_shard *shard)
 		reply.flags = 0;
 		if (!send_reply(shard, pending->worker, pending->slot, &reply))
 			break;
-		if (pending->request.kind == LEDGER_KIND_CREDIT ||
+		if (pending->type != ENGINE_MESSAGE_REQUEST ||
+		    pending->request.kind == LEDGER_KIND_CREDIT ||
 		    pending->request.kind == LEDGER_KIND_RETURN)
 			atomic_fetch_sub(&shard->engine->credits_in_flight, 1);
 		shard->pending_head = (shard->pending_head + 1) % shard->pending_capacity;
@@ -251,8 +319,24 @@ static uint64_t next_now(struct engine_shard *shard)
 	return now;
 }
 
-static void note_pending(struct engine_shard *shard, const struct engine_message *message,
-			 const struct ledger_result *result)
+/* The payee's shard of a transfer whose outcome is remote, read from the
+ * window right after ledger_apply() (a repeat: its own id; LOOKUP: the
+ * transfer it names). */
+static uint16_t probe_target(const struct engine_shard *shard, const struct ledger_request *request)
+{
+	uint64_t transfer = request->kind == LEDGER_KIND_LOOKUP ? request->reference_id : request->id;
+	struct ledger_transfer_info info;
+	bool found = ledger_transfer_get(shard->ledger, transfer, &info);
+	assert(found);
+	(void)found;
+	uint32_t target = ledger_shard_of(info.other_id, shard->engine->shard_count);
+	assert(target != shard->index);
+	return (uint16_t)target;
+}
+
+static struct engine_pending *note_pending(struct engine_shard *shard,
+					   const struct engine_message *message,
+					   const struct ledger_result *result)
 {
 	struct engine_pending *pending = pending_push(shard);
 	pending->request = message->request;
@@ -260,9 +344,14 @@ static void note_pending(struct engine_shard *shard, const struct engine_message
 	pending->wait_sequence = result->sequence ? result->sequence
 						  : ledger_sequence(shard->ledger);
 	pending->balance = message->balance;
+	pending->sequence = message->sequence;
+	pending->amount = message->amount;
 	pending->worker = message->worker;
-	pending->code = message->code;
+	pending->type = message->type;
+	pending->probe_shard = 0;
 	pending->slot = message->slot;
+	if (result->flags & LEDGER_RESULT_OUTCOME_REMOTE)
+		pending->probe_shard = probe_target(shard, &message->request);
 	if ((result->flags & LEDGER_RESULT_CREDIT_REMOTE) && result->code == LEDGER_OK &&
 	    !(result->flags & LEDGER_RESULT_DUPLICATE)) {
 		/* The ledger builds the credit: for a capture the hold's payee,
@@ -273,33 +362,165 @@ static void note_pending(struct engine_shard *shard, const struct engine_message
 		assert(built == 0);
 		(void)built;
 	}
+	return pending;
 }
 
-/* Applies a gathered burst, journals it and queues its replies. */
-static void decide(struct engine_shard *shard, uint32_t count)
+/* A result the engine gives without the ledger: nothing changed, nothing is
+ * journaled; it leaves with the decisions before it. */
+static void note_refusal(struct engine_shard *shard, const struct engine_message *message,
+			 uint16_t code)
 {
-	uint64_t now = next_now(shard);
-	for (uint32_t i = 0; i < count; i++)
-		shard->requests[i] = shard->messages[i].request;
-	ledger_apply(shard->ledger, now, shard->requests, shard->results, count);
-	for (uint32_t i = 0; i < count; i++) {
-		const struct ledger_result *result = &shard->results[i];
-		if (result->flags & LEDGER_RESULT_JOURNAL)
-			append_record(shard, now, &shard->requests[i], result);
-		note_pending(shard, &shard->messages[i], result);
+	const struct ledger_account *account = ledger_account_get(shard->ledger,
+								  message->request.account_id);
+	struct ledger_result result = {
+		.id = message->request.id, .amount = message->request.amount, .code = code,
+		.balance = account != NULL ? account->balance - (int64_t)account->held : 0,
+	};
+	note_pending(shard, message, &result);
+	metrics_add(&shard->stats.results[code], 1);
+}
+
+/* The probe came back: the payer's window holds the final outcome now (any
+ * RETURN came ahead of the probe on the same ring and has been applied). */
+static void answer_probe_back(struct engine_shard *shard, const struct engine_message *message)
+{
+	const struct ledger_request *request = &message->request;
+	bool lookup = request->kind == LEDGER_KIND_LOOKUP;
+	uint64_t transfer = lookup ? request->reference_id : request->id;
+	struct ledger_transfer_info info;
+	bool found = ledger_transfer_get(shard->ledger, transfer, &info) &&
+		     info.account_id == request->account_id;
+	const struct ledger_account *account = ledger_account_get(shard->ledger, request->account_id);
+	struct ledger_result result = {
+		.id = request->id,
+		.balance = account != NULL ? account->balance - (int64_t)account->held : 0,
+		.amount = found ? info.amount : 0,
+		.sequence = lookup ? 0 : message->sequence,
+		/* Evicted meanwhile (a window far smaller than the traffic): the
+		 * outcome is no longer known here; the client asks again. */
+		.code = found ? info.code : lookup ? LEDGER_TRANSFER_NOT_FOUND : LEDGER_BUSY,
+		.flags = lookup ? 0 : LEDGER_RESULT_DUPLICATE | LEDGER_RESULT_JOURNAL,
+	};
+	assert(!found || info.state != LEDGER_TRANSFER_CREDITING || info.code == LEDGER_OK);
+	struct engine_pending *pending = note_pending(shard, message, &result);
+	pending->wait_sequence = ledger_sequence(shard->ledger); /* the RETURN is durable first */
+}
+
+/* The engine's checks of a client request before its ledger sees it: one id
+ * space across shards (claims.h). Returns LEDGER_OK, or the refusal. *claimed
+ * says whether this request made a new claim. */
+static uint16_t claim_request(struct engine_shard *shard, const struct ledger_request *request,
+			      bool *claimed)
+{
+	struct engine_claims *claims = shard->engine->claims;
+	*claimed = false;
+	if (claims == NULL || !ledger_kind_remembered(request->kind) || request->id == 0)
+		return LEDGER_OK;
+	uint64_t watermark = engine_claims_watermark(claims);
+	if (watermark != 0 && request->timestamp_us <= watermark) {
+		metrics_add(&shard->stats.too_old_elsewhere, 1);
+		return LEDGER_TOO_OLD;
 	}
-	metrics_add(&shard->stats.requests, count);
+	uint32_t owner;
+	switch (engine_claims_take(claims, request->id, shard->index, &owner)) {
+	case ENGINE_CLAIM_NEW:
+		*claimed = true;
+		return LEDGER_OK;
+	case ENGINE_CLAIM_MINE:
+		return LEDGER_OK;
+	case ENGINE_CLAIM_OTHER:
+		metrics_add(&shard->stats.claims_refused, 1);
+		return LEDGER_ID_REUSED;
+	case ENGINE_CLAIM_FULL:
+	default:
+		metrics_add(&shard->stats.claims_full, 1);
+		return LEDGER_BUSY;
+	}
+}
+
+/* A new claim whose request the ledger did not remember (TOO_OLD, invalid,
+ * in the future) is released: only window entries hold claims. */
+static void settle_claim(struct engine_shard *shard, const struct ledger_request *request)
+{
+	struct ledger_transfer_info info;
+	if (ledger_transfer_get(shard->ledger, request->id, &info) &&
+	    info.kind == request->kind && info.timestamp_us == request->timestamp_us &&
+	    info.account_id == request->account_id)
+		return;
+	engine_claims_release(shard->engine->claims, request->id, shard->index);
+}
+
+/* Splits a gathered burst: what the ledger decides goes to shard->requests
+ * (index in shard->messages kept in `taken`); engine refusals are noted at
+ * once; probes are left for after the ledger. Returns the requests taken. */
+static uint32_t sort_burst(struct engine_shard *shard, uint32_t count, uint16_t *taken,
+			   bool *claimed)
+{
+	uint32_t applied = 0;
 	for (uint32_t i = 0; i < count; i++) {
-		const struct ledger_result *result = &shard->results[i];
+		const struct engine_message *message = &shard->messages[i];
+		if (message->type != ENGINE_MESSAGE_REQUEST)
+			continue;
+		bool new_claim = false;
+		uint16_t code = message->worker == ENGINE_NO_REPLY ||
+					message->request.kind == LEDGER_KIND_CREDIT ||
+					message->request.kind == LEDGER_KIND_RETURN
+				? LEDGER_OK : claim_request(shard, &message->request, &new_claim);
+		if (code != LEDGER_OK) {
+			note_refusal(shard, message, code);
+			continue;
+		}
+		shard->requests[applied] = message->request;
+		claimed[applied] = new_claim;
+		taken[applied++] = (uint16_t)i;
+	}
+	return applied;
+}
+
+static void count_decisions(struct engine_shard *shard, const uint16_t *taken, uint32_t applied)
+{
+	metrics_add(&shard->stats.requests, applied);
+	for (uint32_t j = 0; j < applied; j++) {
+		const struct ledger_result *result = &shard->results[j];
 		metrics_add(&shard->stats.results[result->code < LEDGER_RESULT_CODE_COUNT
 							  ? result->code : LEDGER_INVALID_REQUEST], 1);
 		if (result->flags & LEDGER_RESULT_DUPLICATE)
 			metrics_add(&shard->stats.duplicates, 1);
-		if (shard->messages[i].request.kind == LEDGER_KIND_CREDIT)
+		if (shard->messages[taken[j]].request.kind == LEDGER_KIND_CREDIT)
 			metrics_add(&shard->stats.credits_received, 1);
 	}
 	__atomic_store_n(&shard->stats.sequence_applied, ledger_sequence(shard->ledger),
 			 __ATOMIC_RELAXED);
+}
+
+/* Applies a gathered burst, journals it and queues its replies. Refusals by
+ * the engine are queued first: they wait for nothing that follows them. */
+static void decide(struct engine_shard *shard, uint32_t count)
+{
+	uint16_t taken[ENGINE_APPLY_MAX];
+	bool claimed[ENGINE_APPLY_MAX];
+	assert(count <= ENGINE_APPLY_MAX);
+	uint32_t applied = sort_burst(shard, count, taken, claimed);
+	/* After the claims: an id another shard released is decided at a time
+	 * no earlier than its eviction there (the audit's id rule relies on it). */
+	uint64_t now = next_now(shard);
+	ledger_apply(shard->ledger, now, shard->requests, shard->results, applied);
+	for (uint32_t j = 0; j < applied; j++) {
+		const struct ledger_result *result = &shard->results[j];
+		if (claimed[j])
+			settle_claim(shard, &shard->requests[j]);
+		if (result->flags & LEDGER_RESULT_JOURNAL)
+			append_record(shard, now, &shard->requests[j], result);
+		note_pending(shard, &shard->messages[taken[j]], result);
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const struct engine_message *message = &shard->messages[i];
+		if (message->type == ENGINE_MESSAGE_PROBE)
+			note_pending(shard, message, &(struct ledger_result){ .id = message->request.id });
+		else if (message->type == ENGINE_MESSAGE_PROBE_BACK)
+			answer_probe_back(shard, message);
+	}
+	count_decisions(shard, taken, applied);
 }
 
 /* Answers UNAVAILABLE to everything that arrives after a journal failure. */
@@ -309,8 +530,7 @@ static uint32_t refuse_intake(struct engine_shard *shard)
 	for (uint32_t i = 0; i < count; i++) {
 		struct engine_message *message = &shard->messages[i];
 		struct ledger_result reply = { .id = message->request.id, .code = LEDGER_UNAVAILABLE };
-		if (message->request.kind == LEDGER_KIND_CREDIT ||
-		    message->request.kind == LEDGER_KIND_RETURN)
+		if (engine_message_between_shards(message))
 			atomic_fetch_sub(&shard->engine->credits_in_flight, 1);
 		while (!send_reply(shard, message->worker, message->slot, &reply))
 			flush_replies(shard);

@@ -132,7 +132,7 @@ static void stage_request(struct engine_worker *worker, uint32_t slot,
 	message->request = *request;
 	message->balance = 0;
 	message->worker = (uint16_t)worker->index;
-	message->code = 0;
+	message->type = ENGINE_MESSAGE_REQUEST;
 	message->slot = slot;
 }
 

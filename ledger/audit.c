@@ -354,10 +354,12 @@ static void audit_cross_shard(struct audit *audit)
 {
 	for (uint32_t i = 0; i < audit->report->currency_count; i++) {
 		const struct journal_audit_currency *total = &audit->report->currencies[i];
+		char balances[48], transit[48];
 		if (total->balance_sum + total->transit != 0)
-			audit_violation(audit, "currency %u: balances %" PRId64 " + in transit %"
-					PRId64 " != 0 over all shards", total->currency,
-					total->balance_sum, total->transit);
+			audit_violation(audit, "currency %u: balances %s + in transit %s != 0 over"
+					" all shards", total->currency,
+					ledger_format_i128(total->balance_sum, balances, sizeof(balances)),
+					ledger_format_i128(total->transit, transit, sizeof(transit)));
 	}
 }
 

@@ -51,9 +51,11 @@ static void print_json(FILE *out, const struct journal_audit_report *report,
 	fputs("},\"currencies\":[", out);
 	for (uint32_t i = 0; i < report->currency_count; i++) {
 		const struct journal_audit_currency *total = &report->currencies[i];
-		fprintf(out, "%s{\"currency\":%u,\"balance_sum\":%" PRId64 ",\"in_transit\":%" PRId64
+		char balances[48], transit[48];
+		fprintf(out, "%s{\"currency\":%u,\"balance_sum\":%s,\"in_transit\":%s"
 			",\"accounts\":%" PRIu64 "}", i ? "," : "", total->currency,
-			total->balance_sum, total->transit, total->accounts);
+			ledger_format_i128(total->balance_sum, balances, sizeof(balances)),
+			ledger_format_i128(total->transit, transit, sizeof(transit)), total->accounts);
 	}
 	fputs("]", out);
 	if (has_statement)
@@ -74,8 +76,10 @@ static void print_text(FILE *out, const struct journal_audit_report *report)
 	fprintf(out, "currency   balance_sum   in_transit   accounts\n");
 	for (uint32_t i = 0; i < report->currency_count; i++) {
 		const struct journal_audit_currency *total = &report->currencies[i];
-		fprintf(out, "  %5u %14" PRId64 " %12" PRId64 " %10" PRIu64 "\n", total->currency,
-			total->balance_sum, total->transit, total->accounts);
+		char balances[48], transit[48];
+		fprintf(out, "  %5u %14s %12s %10" PRIu64 "\n", total->currency,
+			ledger_format_i128(total->balance_sum, balances, sizeof(balances)),
+			ledger_format_i128(total->transit, transit, sizeof(transit)), total->accounts);
 	}
 	fprintf(out, "duplicate approvals %" PRIu64 ", snapshots compared %" PRIu64
 		", torn tails %" PRIu64 "\n", report->duplicate_approvals,

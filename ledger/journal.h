@@ -325,8 +325,8 @@ struct journal_audit_options {
 
 struct journal_audit_currency {
 	uint16_t currency;
-	int64_t balance_sum;          /* over every shard */
-	int64_t transit;              /* over every shard: credits in flight */
+	__int128 balance_sum;         /* over every shard, exact */
+	__int128 transit;             /* over every shard: credits in flight, exact */
 	uint64_t accounts;
 };
 

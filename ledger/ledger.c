@@ -146,20 +146,64 @@ bool ledger_transfer_get(const struct ledger *ledger, uint64_t id,
 	const struct ledger_window_entry *entry = ledger_window_find(ledger, id, ledger_hash_id(id));
 	if (entry == NULL)
 		return false;
-	if (info != NULL) {
-		memset(info, 0, sizeof(*info));
-		info->id = entry->id;
-		info->timestamp_us = entry->timestamp_us;
-		info->account_id = entry->account_id;
-		info->other_id = entry->other_id;
-		info->amount = entry->amount;
-		info->amount_done = entry->amount_done;
-		info->currency = entry->currency;
-		info->kind = entry->kind;
-		info->code = entry->code;
-		info->state = entry->state;
-	}
+	if (info != NULL)
+		ledger_window_info(entry, info);
 	return true;
+}
+
+uint64_t ledger_id_mix(uint64_t id)
+{
+	return ledger_hash_id(id);
+}
+
+uint64_t ledger_evicted_watermark(const struct ledger *ledger)
+{
+	assert(ledger != NULL);
+	return ledger->evicted_any ? ledger->evicted_watermark : 0;
+}
+
+void ledger_set_evict_hook(struct ledger *ledger, ledger_evict_fn evict, void *context)
+{
+	assert(ledger != NULL);
+	ledger->evict = evict;
+	ledger->evict_context = context;
+}
+
+int ledger_transfer_foreach(const struct ledger *ledger,
+			    int (*visit)(const struct ledger_transfer_info *info, void *context),
+			    void *context)
+{
+	assert(ledger != NULL && visit != NULL);
+	uint64_t capacity = ledger->config.transfers_max;
+	uint64_t position = (ledger->ring_next + capacity - ledger->ring_count) % capacity;
+	for (uint64_t i = 0; i < ledger->ring_count; i++) {
+		struct ledger_transfer_info info;
+		ledger_window_info(&ledger->ring[position], &info);
+		int status = visit(&info, context);
+		if (status != 0)
+			return status;
+		position = position + 1 == capacity ? 0 : position + 1;
+	}
+	return 0;
+}
+
+char *ledger_format_i128(__int128 value, char *buf, size_t size)
+{
+	assert(size >= 41);
+	char digits[41];
+	size_t count = 0;
+	unsigned __int128 magnitude = value < 0 ? -(unsigned __int128)value : (unsigned __int128)value;
+	do {
+		digits[count++] = (char)('0' + (int)(magnitude % 10));
+		magnitude /= 10;
+	} while (magnitude != 0 && count < sizeof(digits));
+	size_t at = 0;
+	if (value < 0)
+		buf[at++] = '-';
+	while (count > 0 && at + 1 < size)
+		buf[at++] = digits[--count];
+	buf[at] = '\0';
+	return buf;
 }
 
 int ledger_account_foreach(const struct ledger *ledger,
@@ -190,6 +234,10 @@ int ledger_remote_credit(const struct ledger *ledger, const struct ledger_reques
 	credit->timestamp_us = request->timestamp_us;
 	credit->kind = LEDGER_KIND_CREDIT;
 	credit->flags = request->kind;
+	/* A RETURN copies it: it names the refunded payment or the captured hold
+	 * whose state the return must undo on the payer's shard. */
+	if (request->kind == LEDGER_KIND_REFUND || request->kind == LEDGER_KIND_CAPTURE)
+		credit->reference_id = request->reference_id;
 	if (entry != NULL && entry->kind == request->kind && entry->code == LEDGER_OK) {
 		credit->account_id = entry->account_id;
 		credit->other_id = entry->other_id;

@@ -101,9 +101,18 @@ enum ledger_kind {
 	/* Engine-internal operations: a cross-shard credit and its return.
 	 * id is the id of the transfer that debited the payer on another shard. */
 	LEDGER_KIND_CREDIT = 13,       /* credit other_id (local) with amount; on the
-	                                * payee's shard. account_id is the remote payer. */
+	                                * payee's shard. account_id is the remote payer;
+	                                * flags: the origin's kind; reference_id: the
+	                                * origin's reference (REFUND: the payment,
+	                                * CAPTURE: the hold), else 0. */
 	LEDGER_KIND_RETURN = 14,       /* a CREDIT was refused by the payee's shard:
-	                                * give amount back to account_id (local). */
+	                                * give amount back to account_id (local).
+	                                * The CREDIT's fields, kind RETURN, flags: the
+	                                * payee's refusal code (1..LEDGER_INVALID_LIMITS).
+	                                * The payer's transfer then answers that code
+	                                * (repeats, LOOKUP); a returned REFUND no longer
+	                                * counts as refunded, a returned CAPTURE leaves
+	                                * its hold released (answered as voided). */
 
 	LEDGER_KIND_COUNT = 15,
 };
@@ -147,6 +156,12 @@ enum ledger_result_flags {
 	                                         * the engine sends a CREDIT once durable */
 	LEDGER_RESULT_RETURN_REMOTE = 1u << 3,  /* CREDIT refused; the engine sends a RETURN
 	                                         * to the payer's shard once durable */
+	/* With DUPLICATE, or on a LOOKUP: the transfer is CREDITING, so its final
+	 * outcome is the payee's shard's. code is the payer's (OK); the engine
+	 * must not answer it as final before every message that shard sent
+	 * back about the transfer has been applied here (engine/README.md:
+	 * the probe). Never set with RETURN_REMOTE. */
+	LEDGER_RESULT_OUTCOME_REMOTE = 1u << 4,
 };
 
 /* One result: 40 bytes. */
@@ -202,7 +217,11 @@ enum ledger_transfer_state {
 	LEDGER_TRANSFER_CAPTURED = 2,
 	LEDGER_TRANSFER_VOIDED = 3,
 	LEDGER_TRANSFER_EXPIRED = 4,
-	LEDGER_TRANSFER_RETURNED = 5,  /* its remote credit was refused and returned */
+	LEDGER_TRANSFER_RETURNED = 5,  /* its remote credit was refused and returned:
+	                                * code is now the payee's refusal */
+	LEDGER_TRANSFER_CREDITING = 6, /* approved here, credit sent to the payee's
+	                                * shard: only that shard knows the outcome
+	                                * until a RETURN arrives (if it does) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -287,8 +306,8 @@ int ledger_check_invariants(const struct ledger *ledger, struct ledger_violation
  * returns how many currencies exist. transit: debited here, credited elsewhere. */
 struct ledger_currency_total {
 	uint16_t currency;
-	int64_t balance_sum;
-	int64_t transit;
+	__int128 balance_sum;    /* exact: a shard's balances may sum beyond int64 */
+	__int128 transit;        /* exact: cumulative outflow to other shards less inflow */
 	uint64_t accounts;
 };
 uint32_t ledger_currency_totals(const struct ledger *ledger,
@@ -331,5 +350,35 @@ int ledger_check_window(const struct ledger *ledger, struct ledger_violation *re
  * without CREDIT_REMOTE, -ENOENT if a CAPTURE was already evicted. */
 int ledger_remote_credit(const struct ledger *ledger, const struct ledger_request *request,
 			 const struct ledger_result *result, struct ledger_request *credit);
+
+/* Called (when set) for every entry the deduplication window evicts, with
+ * the ledger's now_us of the apply that evicted it. It observes only: the
+ * ledger's decisions never depend on it, so replay stays deterministic. The
+ * engine releases its cross-shard id claims with it; the audit learns when an
+ * id left a shard's window. Set it before the first ledger_apply(). */
+typedef void (*ledger_evict_fn)(void *context, const struct ledger_transfer_info *evicted,
+				uint64_t now_us);
+void ledger_set_evict_hook(struct ledger *ledger, ledger_evict_fn evict, void *context);
+
+/* Visits every entry of the deduplication window, oldest first. Stops early
+ * and returns the callback's value when it is non-zero. */
+int ledger_transfer_foreach(const struct ledger *ledger,
+			    int (*visit)(const struct ledger_transfer_info *info, void *context),
+			    void *context);
+
+/* The newest timestamp the window has evicted (0: none yet): requests at or
+ * before it are TOO_OLD. */
+uint64_t ledger_evicted_watermark(const struct ledger *ledger);
+
+/* Whether a kind is remembered in the deduplication window under its
+ * request id when decided (client kinds except BALANCE and LOOKUP). */
+bool ledger_kind_remembered(uint8_t kind);
+
+/* The ledger's table hash of an id (a bijective 64-bit mixer), for other
+ * tables keyed by transfer or account ids. Not the routing hash. */
+uint64_t ledger_id_mix(uint64_t id);
+
+/* Formats a 128-bit signed amount in decimal into buf (>= 41 bytes); returns buf. */
+char *ledger_format_i128(__int128 value, char *buf, size_t size);
 
 #endif /* PAYSWITCH_LEDGER_H */

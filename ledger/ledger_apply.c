@@ -12,6 +12,11 @@ static bool ledger_kind_is_internal(uint8_t kind)
 	return kind == LEDGER_KIND_CREDIT || kind == LEDGER_KIND_RETURN;
 }
 
+bool ledger_kind_remembered(uint8_t kind)
+{
+	return kind >= LEDGER_KIND_OPEN && kind <= LEDGER_KIND_SET_LIMITS;
+}
+
 /* Structural validity: kind known, flags allowed for the kind, reserved zero,
  * a currency where money moves. Checked before the window. */
 static bool ledger_request_valid(const struct ledger_request *request)
@@ -26,8 +31,11 @@ static bool ledger_request_valid(const struct ledger_request *request)
 	case LEDGER_KIND_PAY:
 	case LEDGER_KIND_HOLD:
 	case LEDGER_KIND_REFUND:
-	case LEDGER_KIND_RETURN:
 		return request->currency != 0 && request->flags == 0;
+	case LEDGER_KIND_RETURN:
+		/* flags: the payee shard's refusal, a business code */
+		return request->currency != 0 && request->flags != LEDGER_OK &&
+		       request->flags <= LEDGER_INVALID_LIMITS;
 	case LEDGER_KIND_CREDIT:
 		return request->currency != 0 &&
 		       (request->flags == 0 || request->flags == LEDGER_KIND_PAY ||
@@ -122,6 +130,8 @@ static void ledger_decide(struct ledger *ledger, struct ledger_op *op)
 		}
 		if (duplicate != NULL) {
 			result->flags |= LEDGER_RESULT_DUPLICATE;
+			if (duplicate->state == LEDGER_TRANSFER_CREDITING)
+				result->flags |= LEDGER_RESULT_OUTCOME_REMOTE;
 			result->amount = duplicate->amount;
 			ledger_finish(ledger, op, duplicate->code);
 			return;

@@ -36,11 +36,15 @@ int ledger_check_double_entry(const struct ledger *ledger, struct ledger_violati
 	}
 	for (uint32_t index = 0; index < ledger->currency_count; index++) {
 		__int128 total = sums[index] + ledger->currencies[index].transit;
-		if (total != 0)
+		if (total != 0) {
+			char balances[48], transit[48];
 			return ledger_violation(report,
-				"currency %u: balances %" PRId64 " + transit %" PRId64 " != 0 (double entry broken)",
-				ledger->currencies[index].currency, (int64_t)sums[index],
-				ledger->currencies[index].transit);
+				"currency %u: balances %s + transit %s != 0 (double entry broken)",
+				ledger->currencies[index].currency,
+				ledger_format_i128(sums[index], balances, sizeof(balances)),
+				ledger_format_i128(ledger->currencies[index].transit, transit,
+						   sizeof(transit)));
+		}
 	}
 	return 0;
 }
@@ -168,9 +172,7 @@ uint32_t ledger_currency_totals(const struct ledger *ledger,
 		int index = ledger_currency_slot(ledger, account->currency);
 		if (index < 0 || (uint32_t)index >= count)
 			continue;
-		/* Wrapping add: partial sums may leave int64 even when the total fits. */
-		totals[index].balance_sum = (int64_t)((uint64_t)totals[index].balance_sum +
-						      (uint64_t)account->balance);
+		totals[index].balance_sum += account->balance; /* exact in 128 bits */
 		totals[index].accounts++;
 	}
 	return ledger->currency_count;

@@ -175,6 +175,10 @@ uint16_t ledger_op_hold(struct ledger *ledger, struct ledger_op *op)
 	uint64_t held;
 	if (__builtin_add_overflow(payer->held, request->amount, &held) || held > (uint64_t)INT64_MAX)
 		return LEDGER_AMOUNT_OVERFLOW;
+	/* A FUNDING account has no floor: its available balance must still fit
+	 * in int64 (issue 14, defect 5). */
+	if (ledger_debit_overflows_held(payer, 0, request->amount))
+		return LEDGER_AMOUNT_OVERFLOW;
 	if (ledger->hold_count == ledger->config.holds_max)
 		return LEDGER_CAPACITY_FULL;
 
@@ -229,9 +233,11 @@ uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op)
 					   hold->currency, &payee);
 	if (code != LEDGER_OK)
 		return code;
-	if (ledger_debit_overflows(payer, captured) || ledger_credit_overflows(payee, captured))
+	if (ledger_debit_overflows_held(payer, captured, -(__int128)hold->amount) ||
+	    ledger_credit_overflows(payee, captured))
 		return LEDGER_AMOUNT_OVERFLOW;
 
+	assert(payer->held >= hold->amount);
 	payer->held -= hold->amount;
 	payer->balance -= (int64_t)captured;
 	ledger_post_credit(ledger, op, payee, hold->currency, captured);

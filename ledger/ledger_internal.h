@@ -78,7 +78,10 @@ struct ledger_heap_node {
 
 struct ledger_currency {
 	uint16_t currency;     /* 0 = unused */
-	int64_t transit;       /* debited here, credited on another shard */
+	/* Debited here for other shards less credited here from them: minus the
+	 * sum of this shard's balances. Exact in 128 bits: a shard's balances
+	 * (and so its transit) may sum beyond int64 while each balance fits. */
+	__int128 transit;
 };
 
 struct ledger {
@@ -110,6 +113,8 @@ struct ledger {
 	uint8_t currency_index[65536]; /* currency -> index + 1; 0 = unknown */
 
 	size_t memory_bytes;
+	ledger_evict_fn evict;        /* observer of window evictions, or NULL */
+	void *evict_context;
 };
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -192,12 +197,13 @@ static inline struct ledger_account *ledger_account_find(const struct ledger *le
 	return NULL;
 }
 
-/* Available balance: balance - held, saturated to int64. */
+/* Available balance: balance - held. Every debit and hold checks that it
+ * stays within int64 (ledger_debit_overflows, ledger_hold_overflows). */
 static inline int64_t ledger_available(const struct ledger_account *account)
 {
 	__int128 available = (__int128)account->balance - (__int128)account->held;
-	if (available < INT64_MIN)
-		return INT64_MIN;
+	assert(available >= INT64_MIN);
+	assert(available <= INT64_MAX);
 	return (int64_t)available;
 }
 
@@ -232,6 +238,23 @@ struct ledger_window_entry *ledger_window_find(const struct ledger *ledger, uint
 void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entry *entry,
 			  uint64_t hash);
 void ledger_window_prefetch_eviction(const struct ledger *ledger, uint32_t ahead);
+
+/* The public view of a window entry. */
+static inline void ledger_window_info(const struct ledger_window_entry *entry,
+				      struct ledger_transfer_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = entry->id;
+	info->timestamp_us = entry->timestamp_us;
+	info->account_id = entry->account_id;
+	info->other_id = entry->other_id;
+	info->amount = entry->amount;
+	info->amount_done = entry->amount_done;
+	info->currency = entry->currency;
+	info->kind = entry->kind;
+	info->code = entry->code;
+	info->state = entry->state;
+}
 
 static inline const struct ledger_window_bucket *ledger_window_home(const struct ledger *ledger,
 								    uint64_t hash)
@@ -397,6 +420,8 @@ static inline void ledger_post_credit(struct ledger *ledger, struct ledger_op *o
 	} else {
 		ledger_transit_add(ledger, currency, (int64_t)amount);
 		op->result->flags |= LEDGER_RESULT_CREDIT_REMOTE;
+		/* Only the payee's shard knows whether the credit lands. */
+		op->remember.state = LEDGER_TRANSFER_CREDITING;
 	}
 }
 
@@ -406,10 +431,20 @@ static inline bool ledger_credit_overflows(const struct ledger_account *payee, u
 	return payee != NULL && __builtin_add_overflow(payee->balance, (int64_t)amount, &sum);
 }
 
+/* Whether debiting amount (with held changing by held_delta) would take the
+ * balance or the available balance (balance - held) out of int64: only a
+ * FUNDING account, which has no floor, can get there. */
+static inline bool ledger_debit_overflows_held(const struct ledger_account *payer, uint64_t amount,
+					       __int128 held_delta)
+{
+	__int128 balance = (__int128)payer->balance - (__int128)amount;
+	__int128 available = balance - ((__int128)payer->held + held_delta);
+	return balance < INT64_MIN || available < INT64_MIN || available > INT64_MAX;
+}
+
 static inline bool ledger_debit_overflows(const struct ledger_account *payer, uint64_t amount)
 {
-	int64_t difference;
-	return __builtin_sub_overflow(payer->balance, (int64_t)amount, &difference);
+	return ledger_debit_overflows_held(payer, amount, 0);
 }
 
 #endif /* PAYSWITCH_LEDGER_INTERNAL_H */

@@ -13,7 +13,7 @@
 #include "ledger_internal.h"
 
 #define LEDGER_STATE_MAGIC UINT64_C(0x3152454744454C50) /* "PLEDGER1" */
-#define LEDGER_STATE_VERSION 1u
+#define LEDGER_STATE_VERSION 2u /* 2: transit in 128 bits */
 
 struct ledger_state_header {
 	uint64_t magic;

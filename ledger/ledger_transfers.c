@@ -150,9 +150,50 @@ uint16_t ledger_op_credit(struct ledger *ledger, struct ledger_op *op)
 	return code;
 }
 
+/* Undoes on the payer's shard what a returned transfer did to the entry it
+ * referenced: a returned REFUND no longer counts against its payment, so
+ * the customer can still be refunded; a returned CAPTURE leaves its hold
+ * released (its money is available again), answered as voided. An entry
+ * already evicted has nothing left to undo. */
+static void ledger_return_undo(struct ledger *ledger, const struct ledger_window_entry *original,
+			       const struct ledger_request *request)
+{
+	uint64_t reference = request->reference_id;
+	if (reference == 0)
+		return;
+	struct ledger_window_entry *referenced =
+		ledger_window_find(ledger, reference, ledger_hash_id(reference));
+	if (referenced == NULL)
+		return;
+	if (original->kind == LEDGER_KIND_REFUND &&
+	    referenced->account_id == original->other_id &&
+	    referenced->other_id == original->account_id && referenced->code == LEDGER_OK) {
+		/* The refund added its amount when approved; only returns take it back. */
+		assert(referenced->amount_done >= request->amount);
+		referenced->amount_done -= request->amount;
+	} else if (original->kind == LEDGER_KIND_CAPTURE && referenced->kind == LEDGER_KIND_HOLD &&
+		   referenced->account_id == original->account_id &&
+		   referenced->state == LEDGER_TRANSFER_CAPTURED) {
+		referenced->state = LEDGER_TRANSFER_VOIDED;
+		referenced->amount_done = 0;
+	}
+}
+
+/* Whether a window entry is the payer's side of the transfer a RETURN gives back. */
+static bool ledger_return_matches(const struct ledger_window_entry *original,
+				  const struct ledger_request *request)
+{
+	return original != NULL && original->account_id == request->account_id &&
+	       original->other_id == request->other_id && original->code == LEDGER_OK &&
+	       original->state == LEDGER_TRANSFER_CREDITING &&
+	       (original->kind == LEDGER_KIND_PAY || original->kind == LEDGER_KIND_DEPOSIT ||
+		original->kind == LEDGER_KIND_REFUND || original->kind == LEDGER_KIND_CAPTURE);
+}
+
 /* RETURN: a CREDIT was refused on the payee's shard; the payer gets the
- * money back out of transit. A second RETURN of the same transfer (while it
- * is in the window) is a duplicate. */
+ * money back out of transit, and the transfer now answers the payee's code
+ * (request flags) to repeats and LOOKUP. A second RETURN of the same
+ * transfer (while it is in the window) is a duplicate. */
 uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 {
 	const struct ledger_request *request = op->request;
@@ -172,9 +213,15 @@ uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 	}
 	if (ledger_credit_overflows(payer, request->amount))
 		return LEDGER_AMOUNT_OVERFLOW;
+	int64_t before = payer->balance;
 	payer->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
-	if (original != NULL && original->account_id == request->account_id)
+	assert(payer->balance - before == (int64_t)request->amount);
+	if (ledger_return_matches(original, request)) {
+		ledger_return_undo(ledger, original, request);
 		original->state = LEDGER_TRANSFER_RETURNED;
+		original->code = request->flags; /* validated: a business refusal */
+		assert(original->code != LEDGER_OK);
+	}
 	return LEDGER_OK;
 }

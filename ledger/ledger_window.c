@@ -136,6 +136,11 @@ static void ledger_window_evict_oldest(struct ledger *ledger)
 	ledger->evicted_any = true;
 	ledger_window_unindex(ledger, position, ledger_hash_id(oldest->id));
 	ledger->ring_count--;
+	if (ledger->evict != NULL) {
+		struct ledger_transfer_info info;
+		ledger_window_info(oldest, &info);
+		ledger->evict(ledger->evict_context, &info, ledger->now_us);
+	}
 }
 
 void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entry *entry,

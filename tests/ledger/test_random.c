@@ -123,6 +123,13 @@ static bool floor_ok(const struct model_account *a, uint64_t amount)
 
 static bool sum_fits(__int128 value) { return value >= INT64_MIN && value <= INT64_MAX; }
 
+/* A debit keeps the balance and the available balance (balance - held) in int64. */
+static bool debit_fits(const struct model_account *a, uint64_t amount, __int128 held_after)
+{
+	__int128 balance = (__int128)a->balance - amount;
+	return sum_fits(balance) && sum_fits(balance - held_after);
+}
+
 static int limits_code(const struct model_account *a, uint64_t amount)
 {
 	if (a->limit_payment && amount > a->limit_payment) return LEDGER_EXCEEDS_PAYMENT_LIMIT;
@@ -158,7 +165,7 @@ static int model_transfer(const struct ledger_request *r, struct model_transfer 
 		CHECK(limits_code(payer, r->amount));
 		if (!floor_ok(payer, r->amount)) return LEDGER_INSUFFICIENT_FUNDS;
 	}
-	if (!sum_fits((__int128)payer->balance - r->amount) || !sum_fits((__int128)payee->balance + r->amount))
+	if (!debit_fits(payer, r->amount, payer->held) || !sum_fits((__int128)payee->balance + r->amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 	payer->balance -= (int64_t)r->amount;
 	payee->balance += (int64_t)r->amount;
@@ -177,6 +184,7 @@ static int model_hold(const struct ledger_request *r, struct model_transfer *t)
 	CHECK(limits_code(payer, r->amount));
 	if (!floor_ok(payer, r->amount)) return LEDGER_INSUFFICIENT_FUNDS;
 	if ((__int128)payer->held + r->amount > INT64_MAX) return LEDGER_AMOUNT_OVERFLOW;
+	if (!debit_fits(payer, 0, (__int128)payer->held + r->amount)) return LEDGER_AMOUNT_OVERFLOW;
 	if (pending_holds == HOLDS_MAX) return LEDGER_CAPACITY_FULL;
 	uint64_t timeout = r->hold_timeout_us ? r->hold_timeout_us : UINT64_C(900) * LT_SECOND;
 	holds[hold_total++] = (struct model_hold){ true, r->id, r->account_id, r->other_id, r->amount,
@@ -218,7 +226,8 @@ static int model_capture(const struct ledger_request *r, struct model_transfer *
 	uint64_t captured = r->amount ? r->amount : h->amount;
 	if (captured > h->amount) return LEDGER_CAPTURE_EXCEEDS_HOLD;
 	CHECK(payee_code(payee, h->currency));
-	if (!sum_fits((__int128)payer->balance - captured) || !sum_fits((__int128)payee->balance + captured))
+	if (!debit_fits(payer, captured, (__int128)payer->held - h->amount) ||
+	    !sum_fits((__int128)payee->balance + captured))
 		return LEDGER_AMOUNT_OVERFLOW;
 	payer->held -= h->amount;
 	payer->balance -= (int64_t)captured;
@@ -261,7 +270,7 @@ static int model_refund(const struct ledger_request *r, uint64_t *result_amount)
 	if (o->currency != r->currency) return LEDGER_CURRENCY_MISMATCH;
 	CHECK(payee_code(customer, r->currency));
 	if (!floor_ok(merchant, r->amount)) return LEDGER_INSUFFICIENT_FUNDS;
-	if (!sum_fits((__int128)merchant->balance - r->amount) || !sum_fits((__int128)customer->balance + r->amount))
+	if (!debit_fits(merchant, r->amount, merchant->held) || !sum_fits((__int128)customer->balance + r->amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 	merchant->balance -= (int64_t)r->amount;
 	customer->balance += (int64_t)r->amount;

@@ -43,7 +43,7 @@ static int64_t transit(struct lt *t)
 {
 	struct ledger_currency_total total;
 	cr_assert_eq(ledger_currency_totals(t->ledger, &total, 1), 1);
-	return total.transit;
+	return (int64_t)total.transit;
 }
 
 static void assert_global_double_entry(void)
@@ -122,6 +122,7 @@ Test(shards, refused_credit_returns)
 	cr_assert_eq(transit(&s1), 0);
 	struct ledger_request back = pay;
 	back.kind = LEDGER_KIND_RETURN;
+	back.flags = LEDGER_PAYEE_FROZEN;
 	struct ledger_result returned = lt_do(&s0, back);
 	LT_CODE(returned, LEDGER_OK);
 	cr_assert_eq(returned.balance, 1000);
@@ -157,7 +158,14 @@ Test(shards, credit_refusals)
 	credit.timestamp_us = 1;
 	LT_CODE(lt_do(&s1, credit), LEDGER_OK);
 	struct ledger_request back = lt_req(&s0, LEDGER_KIND_RETURN, 424242, 0, 5);
+	back.flags = LEDGER_PAYEE_NOT_FOUND;
 	LT_CODE(lt_do(&s0, back), LEDGER_PAYER_NOT_FOUND);
+	/* A RETURN names the payee's refusal: none, or not a business code, is malformed. */
+	back = lt_req(&s0, LEDGER_KIND_RETURN, alice0, shop1, 5);
+	LT_CODE(lt_do(&s0, back), LEDGER_INVALID_REQUEST);
+	back.id = s0.next_id++;
+	back.flags = LEDGER_FORMAT_ERROR;
+	LT_CODE(lt_do(&s0, back), LEDGER_INVALID_REQUEST);
 }
 
 Test(shards, capture_with_remote_payee)
@@ -193,4 +201,181 @@ Test(shards, remote_credit_refuses_local_results)
 	struct ledger_request credit;
 	cr_assert_eq(ledger_remote_credit(s1.ledger, &pay, &result, &credit), -22);
 	cr_assert_eq(transit(&s1), 0);
+}
+
+/* Delivers a transfer's CREDIT; if refused, brings its RETURN back to the payer. */
+static struct ledger_result settle(struct lt *from, struct lt *to, struct ledger_request request,
+				   struct ledger_result result)
+{
+	struct ledger_request credit;
+	cr_assert_eq(ledger_remote_credit(from->ledger, &request, &result, &credit), 0);
+	struct ledger_result credited = lt_do(to, credit);
+	if (credited.flags & LEDGER_RESULT_RETURN_REMOTE) {
+		struct ledger_request back = credit;
+		back.kind = LEDGER_KIND_RETURN;
+		back.flags = (uint8_t)credited.code;
+		LT_CODE(lt_do(from, back), LEDGER_OK);
+	}
+	return credited;
+}
+
+static void set_frozen(struct lt *t, uint64_t account, uint8_t frozen)
+{
+	struct ledger_request freeze = lt_req(t, LEDGER_KIND_FREEZE, account, 0, 0);
+	freeze.flags = frozen;
+	LT_CODE(lt_do(t, freeze), LEDGER_OK);
+}
+
+/* Issue 14, defect 1: a repeat of a returned transfer answers the refusal. */
+Test(shards, repeat_of_returned_pay_answers_the_refusal)
+{
+	set_frozen(&s1, shop1, 1);
+	struct ledger_request pay = lt_req(&s0, LEDGER_KIND_PAY, alice0, shop1, 300);
+	struct ledger_result result = lt_do(&s0, pay);
+	LT_CODE(result, LEDGER_OK);
+	/* Before the outcome is known a repeat says so: the payee's shard decides. */
+	struct ledger_result early = lt_do(&s0, pay);
+	cr_assert_eq(early.flags & (LEDGER_RESULT_DUPLICATE | LEDGER_RESULT_OUTCOME_REMOTE),
+		     LEDGER_RESULT_DUPLICATE | LEDGER_RESULT_OUTCOME_REMOTE);
+	struct ledger_request lookup = lt_req(&s0, LEDGER_KIND_LOOKUP, alice0, 0, 0);
+	lookup.reference_id = pay.id;
+	cr_assert(lt_do(&s0, lookup).flags & LEDGER_RESULT_OUTCOME_REMOTE);
+	LT_CODE(settle(&s0, &s1, pay, result), LEDGER_PAYEE_FROZEN);
+	struct ledger_result repeat = lt_do(&s0, pay);
+	LT_CODE(repeat, LEDGER_PAYEE_FROZEN);
+	cr_assert_eq(repeat.flags, LEDGER_RESULT_DUPLICATE | LEDGER_RESULT_JOURNAL);
+	cr_assert_eq(repeat.balance, 1000);
+	lookup.id = s0.next_id++;
+	struct ledger_result looked = lt_do(&s0, lookup);
+	LT_CODE(looked, LEDGER_PAYEE_FROZEN);
+	cr_assert_eq(looked.flags, 0);
+	assert_global_double_entry();
+}
+
+/* Issue 14, defect 1: a credited transfer stays OK for repeats. */
+Test(shards, repeat_of_credited_pay_stays_ok)
+{
+	struct ledger_request pay = lt_req(&s0, LEDGER_KIND_PAY, alice0, shop1, 300);
+	struct ledger_result result = lt_do(&s0, pay);
+	LT_CODE(settle(&s0, &s1, pay, result), LEDGER_OK);
+	struct ledger_result repeat = lt_do(&s0, pay);
+	LT_CODE(repeat, LEDGER_OK);
+	cr_assert(repeat.flags & LEDGER_RESULT_OUTCOME_REMOTE);
+	cr_assert_eq(lt_balance(&s0, alice0), 700);
+}
+
+/* Issue 14, defect 2: a returned refund no longer counts as refunded. */
+Test(shards, returned_refund_can_be_refunded_again)
+{
+	struct ledger_request pay = lt_req(&s0, LEDGER_KIND_PAY, alice0, shop1, 300);
+	LT_CODE(settle(&s0, &s1, pay, lt_do(&s0, pay)), LEDGER_OK);
+	set_frozen(&s0, alice0, 1);
+	struct ledger_request refund = lt_req(&s1, LEDGER_KIND_REFUND, shop1, alice0, 300);
+	refund.reference_id = pay.id;
+	struct ledger_result refunded = lt_do(&s1, refund);
+	LT_CODE(refunded, LEDGER_OK);
+	LT_CODE(settle(&s1, &s0, refund, refunded), LEDGER_PAYEE_FROZEN);
+	LT_CODE(lt_do(&s1, refund), LEDGER_PAYEE_FROZEN); /* the repeat */
+	cr_assert_eq(lt_balance(&s1, shop1), 300);
+	set_frozen(&s0, alice0, 0);
+	refund.id = s1.next_id++;
+	refunded = lt_do(&s1, refund);
+	LT_CODE(refunded, LEDGER_OK);
+	cr_assert_eq(refunded.amount, 300);
+	LT_CODE(settle(&s1, &s0, refund, refunded), LEDGER_OK);
+	cr_assert_eq(lt_balance(&s0, alice0), 1000);
+	cr_assert_eq(lt_balance(&s1, shop1), 0);
+	assert_global_double_entry();
+}
+
+/* Issue 14, defect 2: a returned capture leaves its hold released. */
+Test(shards, returned_capture_releases_the_hold)
+{
+	struct ledger_result hold = lt_hold(&s0, alice0, shop1, 400, 0);
+	LT_CODE(hold, LEDGER_OK);
+	set_frozen(&s1, shop1, 1);
+	struct ledger_request capture = lt_req(&s0, LEDGER_KIND_CAPTURE, alice0, 0, 150);
+	capture.reference_id = hold.id;
+	struct ledger_result captured = lt_do(&s0, capture);
+	LT_CODE(captured, LEDGER_OK);
+	LT_CODE(settle(&s0, &s1, capture, captured), LEDGER_PAYEE_FROZEN);
+	cr_assert_eq(lt_balance(&s0, alice0), 1000);
+	const struct ledger_account *account = ledger_account_get(s0.ledger, alice0);
+	cr_assert_eq(account->held, 0);
+	struct ledger_transfer_info info;
+	cr_assert(ledger_transfer_get(s0.ledger, hold.id, &info));
+	cr_assert_eq(info.state, LEDGER_TRANSFER_VOIDED);
+	capture.id = s0.next_id++;
+	LT_CODE(lt_do(&s0, capture), LEDGER_HOLD_ALREADY_VOIDED);
+	capture.id = captured.id;
+	LT_CODE(lt_do(&s0, capture), LEDGER_PAYEE_FROZEN); /* the repeat */
+	assert_global_double_entry();
+}
+
+/* Issue 14, defect 5: the available balance of a funding account must fit. */
+Test(shards, hold_beyond_int64_min_is_overflow)
+{
+	struct ledger_request pay = lt_req(&s1, LEDGER_KIND_DEPOSIT, bank1, bob1, (uint64_t)INT64_MAX);
+	LT_CODE(lt_do(&s1, pay), LEDGER_OK);
+	pay = lt_req(&s1, LEDGER_KIND_DEPOSIT, bank1, shop1, 1);
+	LT_CODE(lt_do(&s1, pay), LEDGER_OK);
+	cr_assert_eq(ledger_account_get(s1.ledger, bank1)->balance, INT64_MIN);
+	struct ledger_result hold = lt_hold(&s1, bank1, bob1, 5, 0);
+	LT_CODE(hold, LEDGER_AMOUNT_OVERFLOW);
+	cr_assert_eq(hold.balance, INT64_MIN);
+	cr_assert_eq(ledger_account_get(s1.ledger, bank1)->held, 0);
+}
+
+/* Issue 14, defect 7, as reported: DEPOSIT 1 -> 2 of INT64_MAX, then 1 -> 3
+ * of 1 (2 and 3 on the other shard) put 2^63 in transit; it aborted. */
+Test(shards, transit_beyond_int64_does_not_abort)
+{
+	uint64_t fund = owned(0, 2), carol1 = owned(1, 3);
+	lt_open(&s0, fund, LEDGER_ACCOUNT_FUNDING, 0, 0, 0);
+	lt_open(&s1, carol1, 0, 0, 0, 0);
+	struct ledger_request big = lt_req(&s0, LEDGER_KIND_DEPOSIT, fund, bob1, (uint64_t)INT64_MAX);
+	struct ledger_result result = lt_do(&s0, big);
+	LT_CODE(result, LEDGER_OK);
+	struct ledger_request one = lt_req(&s0, LEDGER_KIND_DEPOSIT, fund, carol1, 1);
+	struct ledger_result second = lt_do(&s0, one);
+	LT_CODE(second, LEDGER_OK);
+	cr_assert_eq(ledger_account_get(s0.ledger, fund)->balance, INT64_MIN);
+	struct ledger_currency_total total;
+	ledger_currency_totals(s0.ledger, &total, 1);
+	cr_assert(total.transit == (__int128)INT64_MAX + 1);
+	LT_CODE(settle(&s0, &s1, big, result), LEDGER_OK);
+	LT_CODE(settle(&s0, &s1, one, second), LEDGER_OK);
+	/* One more cent would take the funding account below int64. */
+	one.id = s0.next_id++;
+	LT_CODE(lt_do(&s0, one), LEDGER_AMOUNT_OVERFLOW);
+	struct ledger_violation violation;
+	cr_assert_eq(ledger_check_invariants(s0.ledger, &violation), 0, "%s", violation.text);
+	cr_assert_eq(ledger_check_invariants(s1.ledger, &violation), 0, "%s", violation.text);
+	assert_global_double_entry();
+}
+
+/* Issue 14, defect 7: several funding accounts push one shard's transit past
+ * int64 (the sum, not any balance) without an abort. */
+Test(shards, transit_sum_beyond_int64)
+{
+	uint64_t fund2 = owned(0, 2), fund3 = owned(0, 3);
+	lt_open(&s0, fund2, LEDGER_ACCOUNT_FUNDING, 0, 0, 0);
+	lt_open(&s0, fund3, LEDGER_ACCOUNT_FUNDING, 0, 0, 0);
+	uint64_t to[2] = { bob1, owned(1, 4) };
+	lt_open(&s1, to[1], 0, 0, 0, 0);
+	uint64_t from[2] = { fund2, fund3 };
+	for (int i = 0; i < 2; i++) {
+		struct ledger_request deposit = lt_req(&s0, LEDGER_KIND_DEPOSIT, from[i], to[i],
+						       (uint64_t)INT64_MAX);
+		struct ledger_result result = lt_do(&s0, deposit);
+		LT_CODE(result, LEDGER_OK);
+		LT_CODE(settle(&s0, &s1, deposit, result), LEDGER_OK);
+	}
+	struct ledger_currency_total total;
+	ledger_currency_totals(s0.ledger, &total, 1);
+	cr_assert(total.transit > (__int128)INT64_MAX);
+	struct ledger_violation violation;
+	cr_assert_eq(ledger_check_invariants(s0.ledger, &violation), 0, "%s", violation.text);
+	cr_assert_eq(ledger_check_invariants(s1.ledger, &violation), 0, "%s", violation.text);
+	assert_global_double_entry();
 }
