@@ -321,17 +321,28 @@ static uint64_t next_now(struct engine_shard *shard)
 
 /* The payee's shard of a transfer whose outcome is remote, read from the
  * window right after ledger_apply() (a repeat: its own id; LOOKUP: the
- * transfer it names). */
-static uint16_t probe_target(const struct engine_shard *shard, const struct ledger_request *request)
+ * transfer it names). Returns false when later requests of the same batch
+ * already evicted it (a window far smaller than the traffic). */
+static bool probe_target(const struct engine_shard *shard, const struct ledger_request *request,
+			 uint16_t *target)
 {
 	uint64_t transfer = request->kind == LEDGER_KIND_LOOKUP ? request->reference_id : request->id;
 	struct ledger_transfer_info info;
-	bool found = ledger_transfer_get(shard->ledger, transfer, &info);
-	assert(found);
-	(void)found;
-	uint32_t target = ledger_shard_of(info.other_id, shard->engine->shard_count);
-	assert(target != shard->index);
-	return (uint16_t)target;
+	if (!ledger_transfer_get(shard->ledger, transfer, &info) ||
+	    info.account_id != request->account_id || info.state != LEDGER_TRANSFER_CREDITING)
+		return false;
+	uint32_t payee_shard = ledger_shard_of(info.other_id, shard->engine->shard_count);
+	assert(payee_shard != shard->index);
+	*target = (uint16_t)payee_shard;
+	return true;
+}
+
+/* What a repeat or LOOKUP answers once its transfer has left the window: a
+ * repeat is older than the window now (its retry would be TOO_OLD), a LOOKUP
+ * finds nothing. */
+static uint16_t forgotten_code(const struct ledger_request *request)
+{
+	return request->kind == LEDGER_KIND_LOOKUP ? LEDGER_TRANSFER_NOT_FOUND : LEDGER_TOO_OLD;
 }
 
 static struct engine_pending *note_pending(struct engine_shard *shard,
@@ -350,8 +361,11 @@ static struct engine_pending *note_pending(struct engine_shard *shard,
 	pending->type = message->type;
 	pending->probe_shard = 0;
 	pending->slot = message->slot;
-	if (result->flags & LEDGER_RESULT_OUTCOME_REMOTE)
-		pending->probe_shard = probe_target(shard, &message->request);
+	if ((result->flags & LEDGER_RESULT_OUTCOME_REMOTE) &&
+	    !probe_target(shard, &message->request, &pending->probe_shard)) {
+		pending->result.flags &= (uint16_t)~LEDGER_RESULT_OUTCOME_REMOTE;
+		pending->result.code = forgotten_code(&message->request);
+	}
 	if ((result->flags & LEDGER_RESULT_CREDIT_REMOTE) && result->code == LEDGER_OK &&
 	    !(result->flags & LEDGER_RESULT_DUPLICATE)) {
 		/* The ledger builds the credit: for a capture the hold's payee,
@@ -396,9 +410,8 @@ static void answer_probe_back(struct engine_shard *shard, const struct engine_me
 		.balance = account != NULL ? account->balance - (int64_t)account->held : 0,
 		.amount = found ? info.amount : 0,
 		.sequence = lookup ? 0 : message->sequence,
-		/* Evicted meanwhile (a window far smaller than the traffic): the
-		 * outcome is no longer known here; the client asks again. */
-		.code = found ? info.code : lookup ? LEDGER_TRANSFER_NOT_FOUND : LEDGER_BUSY,
+		/* Evicted meanwhile (a window far smaller than the traffic). */
+		.code = found ? info.code : forgotten_code(request),
 		.flags = lookup ? 0 : LEDGER_RESULT_DUPLICATE | LEDGER_RESULT_JOURNAL,
 	};
 	assert(!found || info.state != LEDGER_TRANSFER_CREDITING || info.code == LEDGER_OK);

@@ -179,6 +179,21 @@ static void ledger_return_undo(struct ledger *ledger, const struct ledger_window
 	}
 }
 
+/* A returned PAY no longer counts against today's spending. The day is the
+ * payment's own (its timestamp): a return after midnight leaves the new
+ * day's spending alone. */
+static void ledger_return_unspend(const struct ledger *ledger, struct ledger_account *payer,
+				  const struct ledger_window_entry *original)
+{
+	if (original->kind != LEDGER_KIND_PAY)
+		return;
+	uint64_t day = original->timestamp_us / LEDGER_US_PER_DAY;
+	if (day != ledger->today || payer->spent_day != (uint32_t)ledger->today)
+		return;
+	payer->spent_today = payer->spent_today > original->amount
+				     ? payer->spent_today - original->amount : 0;
+}
+
 /* Whether a window entry is the payer's side of the transfer a RETURN gives back. */
 static bool ledger_return_matches(const struct ledger_window_entry *original,
 				  const struct ledger_request *request)
@@ -219,6 +234,7 @@ uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 	assert(payer->balance - before == (int64_t)request->amount);
 	if (ledger_return_matches(original, request)) {
 		ledger_return_undo(ledger, original, request);
+		ledger_return_unspend(ledger, payer, original);
 		original->state = LEDGER_TRANSFER_RETURNED;
 		original->code = request->flags; /* validated: a business refusal */
 		assert(original->code != LEDGER_OK);
