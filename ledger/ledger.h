@@ -324,7 +324,14 @@ uint32_t ledger_currency_totals(const struct ledger *ledger,
 typedef int (*ledger_write_fn)(void *context, const void *data, size_t size);
 typedef int (*ledger_read_fn)(void *context, void *data, size_t size);
 int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *context);
-int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context);
+/* Every record read is validated against the rules the ledger keeps live
+ * (ownership, currencies, flags, limits, holds within held and in their
+ * account's currency, window entries a decision could leave) before it is
+ * inserted, and the invariants after; -EBADMSG with the first violation in
+ * `report` (if not NULL). */
+struct ledger_violation;
+int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
+		      struct ledger_violation *report);
 
 /* ------------------------------------------------------------------------ */
 /* Additions by the ledger core (new declarations only).                     */

@@ -9,6 +9,9 @@
  * slot positions may differ but every decision afterwards is identical.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "ledger_internal.h"
 
@@ -96,70 +99,165 @@ static int ledger_load_header(struct ledger *ledger, const struct ledger_state_h
 	return 0;
 }
 
-static int ledger_load_accounts(struct ledger *ledger, uint64_t count, ledger_read_fn read, void *context)
+__attribute__((format(printf, 2, 3)))
+static int ledger_state_refuse(struct ledger_violation *report, const char *format, ...)
+{
+	if (report != NULL) {
+		va_list arguments;
+		va_start(arguments, format);
+		vsnprintf(report->text, sizeof(report->text), format, arguments);
+		va_end(arguments);
+	}
+	return -EBADMSG;
+}
+
+/* An account as the ledger keeps it live: owned here, known flags and
+ * currency, held within int64, available within int64, above its floor
+ * unless FUNDING, empty when closed. */
+static int ledger_state_account_check(const struct ledger *ledger, const struct ledger_account *account,
+				      uint64_t index, struct ledger_violation *report)
+{
+	const uint16_t known = LEDGER_ACCOUNT_FUNDING | LEDGER_ACCOUNT_MERCHANT |
+			       LEDGER_ACCOUNT_FROZEN | LEDGER_ACCOUNT_CLOSED;
+	__int128 available = (__int128)account->balance - (__int128)account->held;
+	if (account->id == 0 || ledger_is_remote(ledger, account->id))
+		return ledger_state_refuse(report, "account record %" PRIu64 ": id %" PRIu64
+					   " is not an account of this shard", index, account->id);
+	if (ledger_account_find(ledger, account->id, ledger_hash_id(account->id)) != NULL)
+		return ledger_state_refuse(report, "account %" PRIu64 " appears twice", account->id);
+	if (ledger_currency_slot(ledger, account->currency) < 0 || (account->flags & ~known) != 0)
+		return ledger_state_refuse(report, "account %" PRIu64 ": currency %u or flags 0x%x"
+					   " unknown", account->id, account->currency, account->flags);
+	if (account->held > (uint64_t)INT64_MAX || available < INT64_MIN || available > INT64_MAX)
+		return ledger_state_refuse(report, "account %" PRIu64 ": balance %" PRId64 " held %"
+					   PRIu64 " leave int64", account->id, account->balance, account->held);
+	if (!(account->flags & LEDGER_ACCOUNT_FUNDING) && available < -(__int128)account->limit_overdraft)
+		return ledger_state_refuse(report, "account %" PRIu64 " is below its floor",
+					   account->id);
+	if ((account->flags & LEDGER_ACCOUNT_CLOSED) && (account->balance != 0 || account->held != 0))
+		return ledger_state_refuse(report, "closed account %" PRIu64 " holds money", account->id);
+	return 0;
+}
+
+static int ledger_load_accounts(struct ledger *ledger, uint64_t count, ledger_read_fn read,
+				void *context, struct ledger_violation *report)
 {
 	for (uint64_t i = 0; i < count; i++) {
 		struct ledger_account account;
 		int status = read(context, &account, sizeof(account));
 		if (status != 0)
 			return status;
-		uint64_t hash = ledger_hash_id(account.id);
-		if (account.id == 0 || ledger_account_find(ledger, account.id, hash) != NULL ||
-		    ledger_currency_slot(ledger, account.currency) < 0)
-			return -EBADMSG;
-		*ledger_account_insert(ledger, account.id, hash) = account;
+		status = ledger_state_account_check(ledger, &account, i, report);
+		if (status != 0)
+			return status;
+		*ledger_account_insert(ledger, account.id, ledger_hash_id(account.id)) = account;
 	}
-	return ledger->account_count == count ? 0 : -EBADMSG;
+	assert(ledger->account_count == count);
+	return 0;
 }
 
-static int ledger_load_holds(struct ledger *ledger, uint64_t count, ledger_read_fn read, void *context)
+/* A pending hold as HOLD creates it: of an account here, in its currency,
+ * for another payee, of an amount the account's held covers. */
+static int ledger_state_hold_check(const struct ledger *ledger, const struct ledger_hold *hold,
+				   struct ledger_violation *report)
+{
+	if (hold->id == 0 || ledger_hold_find(ledger, hold->id) != NULL)
+		return ledger_state_refuse(report, "hold %" PRIu64 " is 0 or appears twice", hold->id);
+	const struct ledger_account *account = ledger_account_get(ledger, hold->account_id);
+	if (account == NULL)
+		return ledger_state_refuse(report, "hold %" PRIu64 ": account %" PRIu64 " unknown",
+					   hold->id, hold->account_id);
+	if (hold->currency != account->currency)
+		return ledger_state_refuse(report, "hold %" PRIu64 " in currency %u, its account %"
+					   PRIu64 "'s is %u", hold->id, hold->currency,
+					   hold->account_id, account->currency);
+	if (hold->amount == 0 || hold->amount > account->held || hold->other_id == 0 ||
+	    hold->other_id == hold->account_id)
+		return ledger_state_refuse(report, "hold %" PRIu64 ": amount %" PRIu64 " (account"
+					   " holds %" PRIu64 ") or payee %" PRIu64 " impossible",
+					   hold->id, hold->amount, account->held, hold->other_id);
+	return 0;
+}
+
+static int ledger_load_holds(struct ledger *ledger, uint64_t count, ledger_read_fn read,
+			     void *context, struct ledger_violation *report)
 {
 	for (uint64_t i = 0; i < count; i++) {
 		struct ledger_hold hold;
 		int status = read(context, &hold, sizeof(hold));
 		if (status != 0)
 			return status;
-		if (hold.id == 0 || ledger_hold_find(ledger, hold.id) != NULL ||
-		    ledger_account_get(ledger, hold.account_id) == NULL)
-			return -EBADMSG;
+		status = ledger_state_hold_check(ledger, &hold, report);
+		if (status != 0)
+			return status;
 		ledger_hold_insert(ledger, &hold);
 	}
-	return ledger->hold_count == count ? 0 : -EBADMSG;
+	assert(ledger->hold_count == count);
+	return 0;
 }
 
-static int ledger_load_window(struct ledger *ledger, uint64_t count, ledger_read_fn read, void *context)
+/* A window entry as a decision leaves it: a kind that is remembered, a
+ * business code, a known state, no more done than the amount. */
+static int ledger_state_entry_check(const struct ledger *ledger, const struct ledger_window_entry *entry,
+				    struct ledger_violation *report)
+{
+	if (entry->id == 0 || ledger_window_find(ledger, entry->id, ledger_hash_id(entry->id)) != NULL)
+		return ledger_state_refuse(report, "window entry %" PRIu64 " is 0 or appears twice",
+					   entry->id);
+	bool kind_ok = ledger_kind_remembered(entry->kind) || entry->kind == LEDGER_KIND_CREDIT;
+	if (!kind_ok || entry->code >= LEDGER_FORMAT_ERROR || entry->state > LEDGER_TRANSFER_CREDITING)
+		return ledger_state_refuse(report, "window entry %" PRIu64 ": kind %u, code %u or"
+					   " state %u impossible", entry->id, entry->kind,
+					   entry->code, entry->state);
+	if (entry->amount_done > entry->amount)
+		return ledger_state_refuse(report, "window entry %" PRIu64 ": %" PRIu64 " done of %"
+					   PRIu64, entry->id, entry->amount_done, entry->amount);
+	if (entry->state == LEDGER_TRANSFER_PENDING && ledger_hold_find(ledger, entry->id) == NULL)
+		return ledger_state_refuse(report, "window entry %" PRIu64 ": a pending hold that is"
+					   " not in the hold table", entry->id);
+	return 0;
+}
+
+static int ledger_load_window(struct ledger *ledger, uint64_t count, ledger_read_fn read,
+			      void *context, struct ledger_violation *report)
 {
 	for (uint64_t i = 0; i < count; i++) {
 		struct ledger_window_entry entry;
 		int status = read(context, &entry, sizeof(entry));
 		if (status != 0)
 			return status;
-		uint64_t hash = ledger_hash_id(entry.id);
-		if (ledger_window_find(ledger, entry.id, hash) != NULL)
-			return -EBADMSG;
-		ledger_window_insert(ledger, &entry, hash);
+		status = ledger_state_entry_check(ledger, &entry, report);
+		if (status != 0)
+			return status;
+		ledger_window_insert(ledger, &entry, ledger_hash_id(entry.id));
 	}
-	return ledger->ring_count == count ? 0 : -EBADMSG;
+	assert(ledger->ring_count == count);
+	return 0;
 }
 
-int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context)
+int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
+		      struct ledger_violation *report)
 {
 	assert(ledger != NULL && read != NULL);
+	if (report != NULL)
+		report->text[0] = '\0';
 	if (ledger->account_count != 0 || ledger->hold_count != 0 || ledger->ring_count != 0 ||
 	    ledger->sequence != 0 || ledger->currency_count != 0 || ledger->evicted_any)
 		return -EINVAL; /* only into a fresh ledger */
 	struct ledger_state_header header;
 	int status = read(context, &header, sizeof(header));
+	if (status == 0 && ledger_load_header(ledger, &header) != 0)
+		status = ledger_state_refuse(report, "header: magic, version %u, config or counts"
+					     " do not fit this ledger", header.version);
 	if (status == 0)
-		status = ledger_load_header(ledger, &header);
+		status = ledger_load_accounts(ledger, header.account_count, read, context, report);
 	if (status == 0)
-		status = ledger_load_accounts(ledger, header.account_count, read, context);
+		status = ledger_load_holds(ledger, header.hold_count, read, context, report);
 	if (status == 0)
-		status = ledger_load_holds(ledger, header.hold_count, read, context);
-	if (status == 0)
-		status = ledger_load_window(ledger, header.ring_count, read, context);
-	if (status == 0 && ledger_check_invariants(ledger, NULL) != 0)
-		status = -EBADMSG; /* check data after it is read back */
+		status = ledger_load_window(ledger, header.ring_count, read, context, report);
+	/* Check data after it is read back: the sums the records imply. */
+	if (status == 0 && ledger_check_invariants(ledger, report) != 0)
+		status = -EBADMSG;
 	assert(status <= 0);
 	return status;
 }

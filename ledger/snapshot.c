@@ -219,7 +219,8 @@ static int snapshot_verify(int fd, const char *path, uint32_t shard,
 
 /* Pass 2: the state itself. */
 static int snapshot_load_body(int fd, struct snapshot_stream *stream, struct ledger *ledger,
-			      const struct journal_snapshot_header *header)
+			      const struct journal_snapshot_header *header,
+			      struct ledger_violation *violation)
 {
 	if (lseek(fd, sizeof(*header), SEEK_SET) < 0)
 		return -errno;
@@ -228,12 +229,14 @@ static int snapshot_load_body(int fd, struct snapshot_stream *stream, struct led
 	stream->used = stream->valid = 0;
 	stream->total = 0;
 	stream->limit = header->body_bytes;
-	int result = ledger_state_load(ledger, stream_read, stream);
+	int result = ledger_state_load(ledger, stream_read, stream, violation);
 	if (result == 0 && stream->total != header->body_bytes)
-		result = -EBADMSG;
+		result = -EBADMSG, snprintf(violation->text, sizeof(violation->text),
+					    "the body holds more than the state");
 	if (result == 0 && (ledger_sequence(ledger) != header->sequence ||
 			    ledger_now(ledger) != header->now_us))
-		result = -EBADMSG;
+		result = -EBADMSG, snprintf(violation->text, sizeof(violation->text),
+					    "sequence or time differ from the header's");
 	return result;
 }
 
@@ -269,10 +272,15 @@ int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger
 				close(fd);
 			continue;
 		}
-		result = snapshot_load_body(fd, &stream, ledger, &header);
+		struct ledger_violation violation = { .text = "" };
+		result = snapshot_load_body(fd, &stream, ledger, &header, &violation);
 		close(fd);
 		if (result != 0) {
-			journal_error_set(error, result, "%s: load: %s", path, strerror(-result));
+			/* The checksums held, so the state itself is wrong: loud, not skipped. */
+			journal_error_set(error, result, "%s: offset %" PRIu64 " (end of the record "
+					  "refused): load: %s%s%s", path,
+					  (uint64_t)sizeof(header) + stream.total, strerror(-result),
+					  violation.text[0] ? ": " : "", violation.text);
 			break;
 		}
 		*sequence = header.sequence;
