@@ -152,7 +152,7 @@ static void render_rings(struct engine *engine, struct metrics_text *text)
 						    s, t,
 						    engine_ring_count(&engine->rings_credit[s * engine->shard_count + t]));
 	metrics_text_header(text, "payswitch_ring_capacity", "gauge", "Capacity of every ring.");
-	metrics_text_printf(text, "payswitch_ring_capacity %u\n", engine->config.ring_size);
+	metrics_text_printf(text, "payswitch_ring_capacity %u\n", engine->config.ring_size - 1);
 }
 
 static void render_shards(struct engine *engine, struct metrics_text *text)

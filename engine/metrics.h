@@ -4,7 +4,7 @@
  *
  * Thread-safety: a counter or histogram has exactly one writer thread (the
  * worker that owns it) and any number of readers (the HTTP thread). Writers use
- * relaxed atomic adds; readers relaxed loads: a scrape may see a histogram's
+ * relaxed loads and stores (no locked instruction: there is one writer); readers relaxed loads: a scrape may see a histogram's
  * count one observation ahead of its buckets, which Prometheus tolerates.
  */
 #ifndef PAYSWITCH_ENGINE_METRICS_H
@@ -23,9 +23,12 @@ struct metrics_histogram {
 	uint64_t sum;
 };
 
+/* One writer: a relaxed load and store, not a locked add. The store is
+ * atomic, so a reader never sees a torn value. */
 static inline void metrics_add(uint64_t *counter, uint64_t value)
 {
-	__atomic_fetch_add(counter, value, __ATOMIC_RELAXED);
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + value,
+			 __ATOMIC_RELAXED);
 }
 
 static inline uint64_t metrics_read(const uint64_t *counter)

@@ -3,6 +3,7 @@
  */
 #include "ring.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,14 @@ int engine_ring_create(struct engine_ring *ring, const char *name, uint32_t capa
 		       uint32_t element_size)
 {
 	memset(ring, 0, sizeof(*ring));
-	if (element_size == 0 || element_size % 4 != 0 || capacity == 0)
+	if (element_size == 0 || element_size % 4 != 0 || capacity < 2 ||
+	    (capacity & (capacity - 1)) != 0)
 		return -EINVAL;
-	/* With RING_F_EXACT_SZ the ring's slots are the next power of two above
-	 * capacity, as rte_ring_create_elem() computes them. */
-	ssize_t size = rte_ring_get_memsize_elem(element_size, rte_align32pow2(capacity + 1));
+	/* `capacity` slots (a power of two, as the config requires), of which the
+	 * ring uses capacity - 1. RING_F_EXACT_SZ would round capacity + 1 up to
+	 * the next power of two: twice the memory for one more element (DPDK's
+	 * rte_ring documentation says as much). */
+	ssize_t size = rte_ring_get_memsize_elem(element_size, capacity);
 	if (size < 0)
 		return (int)size;
 	size_t rounded = ((size_t)size + 63) & ~(size_t)63;
@@ -23,14 +27,13 @@ int engine_ring_create(struct engine_ring *ring, const char *name, uint32_t capa
 	if (memory == NULL)
 		return -ENOMEM;
 	memset(memory, 0, rounded);
-	/* SP/SC: each ring has one producer and one consumer thread. EXACT_SZ: the
-	 * capacity is what the operator configured, not the next power of two. */
-	int result = rte_ring_init(memory, name, capacity,
-				   RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+	/* SP/SC: each ring has one producer and one consumer thread. */
+	int result = rte_ring_init(memory, name, capacity, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	if (result != 0) {
 		free(memory);
 		return result;
 	}
+	assert(rte_ring_get_capacity(memory) == capacity - 1);
 	ring->ring = memory;
 	ring->element_size = element_size;
 	return 0;

@@ -22,7 +22,8 @@ struct engine_ring {
 	uint32_t element_size;   /* bytes, multiple of 4 */
 };
 
-/* Creates a ring of `capacity` elements of `element_size` bytes. Returns 0 or -errno. */
+/* Creates a ring of `capacity` slots (a power of two >= 2) holding up to
+ * capacity - 1 elements of `element_size` bytes. Returns 0 or -errno. */
 int engine_ring_create(struct engine_ring *ring, const char *name, uint32_t capacity,
 		       uint32_t element_size);
 void engine_ring_destroy(struct engine_ring *ring);
