@@ -28,6 +28,7 @@ void engine_config_default(struct engine_config *config)
 	config->dedup_window_s = 600;
 	config->hold_timeout_s = 900;
 	config->ring_size = 65536;
+	config->latency_bound_us = 5000;
 	config->group_bytes_max = 1u << 20;
 	config->durability = ENGINE_DURABLE;
 	config->transport = ENGINE_TRANSPORT_UDP;
@@ -145,6 +146,7 @@ static const struct numeric_key numeric_keys[] = {
 	NUMERIC("dedup-window", dedup_window_s, 1, 86400 * 7),
 	NUMERIC("hold-timeout", hold_timeout_s, 1, 86400 * 30),
 	NUMERIC("ring-size", ring_size, 16, 1u << 24),
+	NUMERIC("latency-bound-us", latency_bound_us, 0, 10000000),
 	NUMERIC("group-bytes", group_bytes_max, 4096, 64u << 20),
 	NUMERIC("journal-preallocate", journal_preallocate, 0, 1u << 30),
 };

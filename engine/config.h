@@ -41,6 +41,8 @@ struct engine_config {
 	uint64_t holds_max;          /* pending holds per shard */
 	uint64_t dedup_window_s;
 	uint64_t hold_timeout_s;
+	uint32_t latency_bound_us;   /* admission: BUSY when a request's expected wait
+	                              * (queued so far + a group commit) passes it; 0: off */
 	uint32_t ring_size;          /* entries of each worker->shard ring (power of two) */
 	uint32_t group_bytes_max;    /* journal group commit size limit */
 	uint32_t journal_preallocate;/* zeros written ahead of appends; 0 = off (see engine/README.md) */

@@ -189,6 +189,7 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 		   (double)report.elapsed_us / 1000.0, report.torn_tail ? " (torn tail cut)" : "");
 	shard->now_us = ledger_now(shard->ledger);
 	shard->snapshot_sequence = report.snapshot_sequence;
+	shard->commit_estimate_us = ENGINE_COMMIT_PRIOR_US;
 	struct journal_writer_options options;
 	journal_writer_options_default(&options);
 	options.group_bytes_max = engine->config.group_bytes_max;

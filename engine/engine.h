@@ -56,7 +56,11 @@ struct engine_message {
 	struct ledger_request request;
 	/* CREDIT, RETURN, PROBE: the payer's decision, for the client's reply,
 	 * which the payee's shard (or the return) sends on its behalf. */
-	int64_t balance;    /* the payer's available balance */
+	union {
+		int64_t balance;      /* the payer's available balance */
+		uint64_t received_us; /* a client request: when its datagram arrived
+		                       * (monotonic), for admission control */
+	};
 	uint64_t sequence;  /* the payer's decision sequence */
 	uint64_t amount;    /* the payer's result amount (REFUND: refunded so far) */
 	uint16_t worker;    /* netio worker that owes the client a reply, or ENGINE_NO_REPLY */
@@ -102,6 +106,8 @@ struct engine_shard_stats {
 	uint64_t claims_refused;        /* ID_REUSED: another shard decided the id */
 	uint64_t claims_full;           /* BUSY: the claims table had no room */
 	uint64_t too_old_elsewhere;     /* TOO_OLD by another shard's eviction watermark */
+	uint64_t admission_busy;        /* BUSY: the expected wait passed the latency bound */
+	uint64_t commit_estimate_us;    /* moving average of a group commit's latency */
 	uint64_t sequence_applied;      /* last ledger sequence decided */
 	uint64_t sequence_durable;      /* last ledger sequence on disk */
 	uint64_t pending;               /* decisions waiting for durability */

@@ -47,6 +47,8 @@ SHARD_COUNTER(probes_sent)
 SHARD_COUNTER(claims_refused)
 SHARD_COUNTER(claims_full)
 SHARD_COUNTER(too_old_elsewhere)
+SHARD_COUNTER(admission_busy)
+SHARD_COUNTER(commit_estimate_us)
 SHARD_COUNTER(pending)
 SHARD_COUNTER(journal_failed)
 
@@ -83,6 +85,8 @@ static const struct {
 	{ "payswitch_claims_refused_total", "counter", "Requests refused ID_REUSED because another shard decided their id.", shard_claims_refused },
 	{ "payswitch_claims_full_total", "counter", "Requests answered BUSY because the id claims table had no room.", shard_claims_full },
 	{ "payswitch_too_old_elsewhere_total", "counter", "Requests refused TOO_OLD by another shard's eviction watermark.", shard_too_old_elsewhere },
+	{ "payswitch_admission_busy_total", "counter", "Requests answered BUSY with a retry-after hint: their expected wait passed the latency bound.", shard_admission_busy },
+	{ "payswitch_commit_estimate_us", "gauge", "Moving average of a group commit's latency, used by admission control.", shard_commit_estimate_us },
 	{ "payswitch_pending_decisions", "gauge", "Decisions waiting for durability.", shard_pending },
 	{ "payswitch_journal_failed", "gauge", "1 when the shard's journal failed and nothing more is acknowledged.", shard_journal_failed },
 };

@@ -49,6 +49,7 @@ static const struct option config_options[] = {
 	{ "dedup-window", required_argument, NULL, 'D' },
 	{ "hold-timeout", required_argument, NULL, 'O' },
 	{ "ring-size", required_argument, NULL, 'r' },
+	{ "latency-bound-us", required_argument, NULL, 'L' },
 	{ "group-bytes", required_argument, NULL, 'g' },
 	{ "journal-preallocate", required_argument, NULL, 'P' },
 	{ "durability", required_argument, NULL, 'u' },
@@ -75,7 +76,11 @@ static const char start_help[] =
 	"                         (default: 127.0.0.1:9100)\n"
 	"  --workers N            netio worker threads (default: 1)\n"
 	"  --cpus LIST            pin threads: workers first, then shards (e.g. 0,1)\n"
-	"  --ring-size N          entries of each ring, power of two (default: 65536)\n"
+	"  --ring-size N          slots of each ring, a power of two; a ring holds\n"
+	"                         N - 1 (default: 65536)\n"
+	"  --latency-bound-us N   answer BUSY with a retry-after hint when a request's\n"
+	"                         expected wait passes N µs, instead of queueing it\n"
+	"                         (default: 5000; 0: off)\n"
 	"  --group-bytes N        journal bytes per group commit (default: 1048576)\n"
 	"  --journal-preallocate N  zero-fill N bytes ahead of journal appends, a\n"
 	"                         multiple of 4096 (default: 0, off)\n"

@@ -382,13 +382,15 @@ static struct engine_pending *note_pending(struct engine_shard *shard,
 /* A result the engine gives without the ledger: nothing changed, nothing is
  * journaled; it leaves with the decisions before it. */
 static void note_refusal(struct engine_shard *shard, const struct engine_message *message,
-			 uint16_t code)
+			 uint16_t code, uint32_t retry_after_us)
 {
+	assert(retry_after_us == 0 || code == LEDGER_BUSY);
 	const struct ledger_account *account = ledger_account_get(shard->ledger,
 								  message->request.account_id);
 	struct ledger_result result = {
 		.id = message->request.id, .amount = message->request.amount, .code = code,
 		.balance = account != NULL ? account->balance - (int64_t)account->held : 0,
+		.retry_after_us = retry_after_us,
 	};
 	note_pending(shard, message, &result);
 	metrics_add(&shard->stats.results[code], 1);
@@ -463,6 +465,34 @@ static void settle_claim(struct engine_shard *shard, const struct ledger_request
 	engine_claims_release(shard->engine->claims, request->id, shard->index);
 }
 
+/* Admission control (DESIGN.md rule 10): a client request whose wait so far
+ * plus the group commit still ahead of it passes the latency bound is
+ * answered BUSY at once, with that wait as the retry-after hint, instead of
+ * being decided late. The refusal costs no ledger work and no journal bytes,
+ * so a backlog drains at once; it hits the head of the queue, where requests
+ * are stalest (as CoDel drops). Returns the hint, or 0 to admit. */
+static uint32_t admission_refusal(const struct engine_shard *shard,
+				  const struct engine_message *message, uint64_t now_us)
+{
+	uint32_t bound = shard->engine->config.latency_bound_us;
+	if (bound == 0)
+		return 0;
+	uint64_t waited = now_us > message->received_us ? now_us - message->received_us : 0;
+	/* The commit ahead takes at most half the budget in this test: a disk
+	 * slower than the bound must still serve the freshest requests, and only
+	 * commits of admitted requests keep the estimate current. */
+	uint64_t commit = shard->commit_estimate_us < bound / 2 ? shard->commit_estimate_us
+								 : bound / 2;
+	if (waited + commit <= bound)
+		return 0;
+	uint64_t expected = waited + shard->commit_estimate_us;
+	if (expected < ENGINE_RETRY_AFTER_MIN_US)
+		expected = ENGINE_RETRY_AFTER_MIN_US;
+	if (expected > ENGINE_RETRY_AFTER_MAX_US)
+		expected = ENGINE_RETRY_AFTER_MAX_US;
+	return (uint32_t)expected;
+}
+
 /* Splits a gathered burst: what the ledger decides goes to shard->requests
  * (index in shard->messages kept in `taken`); engine refusals are noted at
  * once; probes are left for after the ledger. Returns the requests taken. */
@@ -470,17 +500,24 @@ static uint32_t sort_burst(struct engine_shard *shard, uint32_t count, uint16_t 
 			   bool *claimed)
 {
 	uint32_t applied = 0;
+	uint64_t now_us = engine_monotonic_us();
 	for (uint32_t i = 0; i < count; i++) {
 		const struct engine_message *message = &shard->messages[i];
 		if (message->type != ENGINE_MESSAGE_REQUEST)
 			continue;
 		bool new_claim = false;
-		uint16_t code = message->worker == ENGINE_NO_REPLY ||
-					message->request.kind == LEDGER_KIND_CREDIT ||
-					message->request.kind == LEDGER_KIND_RETURN
-				? LEDGER_OK : claim_request(shard, &message->request, &new_claim);
+		bool from_client = !engine_message_between_shards(message) &&
+				   message->worker != ENGINE_NO_REPLY;
+		uint32_t retry_after_us = from_client ? admission_refusal(shard, message, now_us) : 0;
+		if (retry_after_us != 0) {
+			metrics_add(&shard->stats.admission_busy, 1);
+			note_refusal(shard, message, LEDGER_BUSY, retry_after_us);
+			continue;
+		}
+		uint16_t code = from_client ? claim_request(shard, &message->request, &new_claim)
+					    : LEDGER_OK;
 		if (code != LEDGER_OK) {
-			note_refusal(shard, message, code);
+			note_refusal(shard, message, code, 0);
 			continue;
 		}
 		shard->requests[applied] = message->request;
@@ -570,7 +607,12 @@ static void observe_commits(struct engine_shard *shard, uint64_t durable)
 		struct engine_commit *oldest = &shard->commits[shard->commits_head];
 		if (oldest->sequence > durable)
 			break;
-		metrics_histogram_observe(&shard->stats.commit_latency_us, now - oldest->started_us);
+		uint64_t latency = now - oldest->started_us;
+		metrics_histogram_observe(&shard->stats.commit_latency_us, latency);
+		/* 1/8 weight per group: follows a disk stall within a few groups. */
+		shard->commit_estimate_us = (shard->commit_estimate_us * 7 + latency) / 8;
+		__atomic_store_n(&shard->stats.commit_estimate_us, shard->commit_estimate_us,
+				 __ATOMIC_RELAXED);
 		shard->commits_head = (shard->commits_head + 1) % ENGINE_COMMITS_MAX;
 		shard->commits_count--;
 	}

@@ -130,7 +130,7 @@ static void stage_request(struct engine_worker *worker, uint32_t slot,
 		stage_flush(worker, shard);
 	struct engine_message *message = &stage->messages[stage->count++];
 	message->request = *request;
-	message->balance = 0;
+	message->received_us = worker->slots[slot].received_us;
 	message->worker = (uint16_t)worker->index;
 	message->type = ENGINE_MESSAGE_REQUEST;
 	message->slot = slot;

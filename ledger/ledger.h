@@ -175,7 +175,9 @@ struct ledger_result {
 	uint64_t sequence;        /* ledger decision sequence (1, 2, ...); 0 when not journaled */
 	uint16_t code;            /* enum ledger_result_code */
 	uint16_t flags;           /* enum ledger_result_flags */
-	uint32_t reserved;
+	uint32_t retry_after_us;  /* BUSY: when the switch expects room again, µs
+	                           * (0: no estimate); 0 for every other code. The
+	                           * ledger never sets it. */
 };
 _Static_assert(sizeof(struct ledger_result) == 40, "result layout is on the wire");
 
