@@ -330,7 +330,8 @@ int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *
  * (ownership, currencies, flags, limits, holds within held and in their
  * account's currency, window entries a decision could leave) before it is
  * inserted, and the invariants after; -EBADMSG with the first violation in
- * `report` (if not NULL). */
+ * `report` (if not NULL). A state of another layout version is
+ * -EPROTONOSUPPORT, with the ledger untouched (the caller may fall back). */
 struct ledger_violation;
 int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
 		      struct ledger_violation *report);

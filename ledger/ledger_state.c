@@ -76,8 +76,10 @@ int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *
 
 static int ledger_load_header(struct ledger *ledger, const struct ledger_state_header *header)
 {
-	if (header->magic != LEDGER_STATE_MAGIC || header->version != LEDGER_STATE_VERSION)
+	if (header->magic != LEDGER_STATE_MAGIC)
 		return -EBADMSG;
+	if (header->version != LEDGER_STATE_VERSION)
+		return -EPROTONOSUPPORT; /* another layout: nothing read into the ledger yet */
 	if (memcmp(&header->config, &ledger->config, sizeof(header->config)) != 0)
 		return -EBADMSG;
 	if (header->account_count > ledger->config.accounts_max ||
@@ -246,9 +248,15 @@ int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
 		return -EINVAL; /* only into a fresh ledger */
 	struct ledger_state_header header;
 	int status = read(context, &header, sizeof(header));
-	if (status == 0 && ledger_load_header(ledger, &header) != 0)
-		status = ledger_state_refuse(report, "header: magic, version %u, config or counts"
-					     " do not fit this ledger", header.version);
+	if (status == 0) {
+		status = ledger_load_header(ledger, &header);
+		if (status == -EPROTONOSUPPORT && report != NULL)
+			snprintf(report->text, sizeof(report->text), "state version %u, this"
+				 " build reads %u", header.version, LEDGER_STATE_VERSION);
+		else if (status != 0)
+			status = ledger_state_refuse(report, "header: magic, config or counts do"
+						     " not fit this ledger");
+	}
 	if (status == 0)
 		status = ledger_load_accounts(ledger, header.account_count, read, context, report);
 	if (status == 0)

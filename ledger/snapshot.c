@@ -275,6 +275,13 @@ int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger
 		struct ledger_violation violation = { .text = "" };
 		result = snapshot_load_body(fd, &stream, ledger, &header, &violation);
 		close(fd);
+		if (result == -EPROTONOSUPPORT) {
+			/* Written by another version: the journal still holds it all. */
+			journal_log("journal: %s: %s: falling back to an older snapshot or the"
+				    " journal from genesis", path, violation.text);
+			result = 0;
+			continue;
+		}
 		if (result != 0) {
 			/* The checksums held, so the state itself is wrong: loud, not skipped. */
 			journal_error_set(error, result, "%s: offset %" PRIu64 " (end of the record "

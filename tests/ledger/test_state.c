@@ -250,3 +250,29 @@ Test(state, refuses_a_hold_in_another_currency)
 	free(buffer.data);
 	lt_fini(&a);
 }
+
+/* A state of another layout version is told apart from a bad one, and leaves
+ * the ledger untouched, so recovery can fall back to the journal. */
+Test(state, another_version_leaves_the_ledger_untouched)
+{
+	build();
+	struct buffer buffer = { 0 };
+	cr_assert_eq(ledger_state_save(a.ledger, buffer_write, &buffer), 0);
+	uint32_t version;
+	memcpy(&version, buffer.data + 8, sizeof(version)); /* after the u64 magic */
+	uint32_t older = version - 1;
+	memcpy(buffer.data + 8, &older, sizeof(older));
+	lt_init(&b, &config);
+	struct ledger_violation violation = { .text = "" };
+	cr_assert_eq(ledger_state_load(b.ledger, buffer_read, &buffer, &violation),
+		     -EPROTONOSUPPORT);
+	cr_assert(strstr(violation.text, "state version") != NULL, "%s", violation.text);
+	memcpy(buffer.data + 8, &version, sizeof(version));
+	buffer.offset = 0;
+	cr_assert_eq(ledger_state_load(b.ledger, buffer_read, &buffer, &violation), 0, "%s",
+		     violation.text);
+	cr_assert_eq(ledger_account_count(b.ledger), ledger_account_count(a.ledger));
+	lt_fini(&b);
+	free(buffer.data);
+	lt_fini(&a);
+}
