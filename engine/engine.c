@@ -20,8 +20,6 @@
 #include "shard.h"
 #include "worker.h"
 
-/* Decisions waiting for durability per shard: a few groups' worth. */
-#define ENGINE_PENDING_MAX (1u << 18)
 /* Datagrams awaiting replies per netio worker, and how many of them may be
  * batches of more than ENGINE_SLOT_INLINE requests. */
 #define ENGINE_SLOTS_MAX 65536u

@@ -36,6 +36,7 @@
 #define ENGINE_APPLY_MAX 256       /* requests per ledger_apply() call */
 #define ENGINE_NO_REPLY 0xffffu    /* engine_message.worker: nobody waits (recovery) */
 #define ENGINE_REJECT_KINDS 16     /* >= NETIO_REJECT_COUNT_KINDS */
+#define ENGINE_PENDING_MAX (1u << 18) /* decisions a shard keeps waiting for durability */
 
 /* What a message asks of the shard that takes it. */
 enum engine_message_type {

@@ -12,7 +12,9 @@
  */
 #include "recovery.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,7 @@ enum {
 	SEEN_RETURN = 1u << 3,    /* payer's shard: RETURN applied */
 };
 
+/* One cross-shard transfer not yet seen whole. */
 struct transit_entry {
 	uint64_t id;                  /* 0 = empty */
 	struct ledger_request debit;  /* SEEN_DEBIT: the deciding request */
@@ -35,56 +38,72 @@ struct transit_entry {
 	uint8_t seen;
 };
 
+/* Open addressing with backward-shift deletion, sized once: the journals are
+ * read in decision-time order (a merge of the shards), so a transfer leaves
+ * the table as soon as its debit, credit and (if refused) return are seen,
+ * and the table holds only what was in flight at one moment — bounded by the
+ * pending decisions and the rings between the shards. */
 struct transit_map {
 	struct transit_entry *entries;
 	uint64_t capacity;        /* power of two */
 	uint64_t count;
+	uint64_t count_max;       /* half the capacity: beyond it the bound was wrong */
+	uint64_t peak;
 };
 
-static uint64_t mix(uint64_t id)
+static int map_create(struct transit_map *map, uint64_t bound)
 {
-	id ^= id >> 33;
-	id *= 0xff51afd7ed558ccdull;
-	id ^= id >> 33;
-	return id;
+	map->capacity = 1024;
+	while (map->capacity < bound * 2)
+		map->capacity *= 2;
+	map->count_max = map->capacity / 2;
+	/* calloc: pages of a large table stay untouched until used. */
+	map->entries = calloc(map->capacity, sizeof(struct transit_entry));
+	return map->entries != NULL ? 0 : -ENOMEM;
+}
+
+static uint64_t map_home(const struct transit_map *map, uint64_t id)
+{
+	return ledger_id_mix(id) & (map->capacity - 1);
 }
 
 static struct transit_entry *map_slot(struct transit_map *map, uint64_t id)
 {
 	uint64_t mask = map->capacity - 1;
-	for (uint64_t i = mix(id) & mask;; i = (i + 1) & mask)
+	for (uint64_t i = map_home(map, id);; i = (i + 1) & mask)
 		if (map->entries[i].id == id || map->entries[i].id == 0)
 			return &map->entries[i];
 }
 
-static int map_grow(struct transit_map *map)
-{
-	struct transit_map bigger = { .capacity = map->capacity ? map->capacity * 2 : 1024 };
-	bigger.entries = calloc(bigger.capacity, sizeof(struct transit_entry));
-	if (bigger.entries == NULL)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < map->capacity; i++) {
-		if (map->entries[i].id != 0) {
-			*map_slot(&bigger, map->entries[i].id) = map->entries[i];
-			bigger.count++;
-		}
-	}
-	free(map->entries);
-	*map = bigger;
-	return 0;
-}
-
+/* Returns the entry of id (new ones zeroed), or NULL when the bound is passed. */
 static struct transit_entry *map_get(struct transit_map *map, uint64_t id)
 {
-	if ((map->count + 1) * 2 > map->capacity && map_grow(map) != 0)
-		return NULL;
 	struct transit_entry *entry = map_slot(map, id);
-	if (entry->id == 0) {
-		memset(entry, 0, sizeof(*entry));
-		entry->id = id;
-		map->count++;
-	}
+	if (entry->id != 0)
+		return entry;
+	if (map->count == map->count_max)
+		return NULL;
+	memset(entry, 0, sizeof(*entry));
+	entry->id = id;
+	map->count++;
+	map->peak = map->count > map->peak ? map->count : map->peak;
 	return entry;
+}
+
+static void map_remove(struct transit_map *map, struct transit_entry *entry)
+{
+	uint64_t mask = map->capacity - 1;
+	uint64_t hole = (uint64_t)(entry - map->entries);
+	assert(entry->id != 0);
+	for (uint64_t next = (hole + 1) & mask; map->entries[next].id != 0; next = (next + 1) & mask) {
+		uint64_t home = map_home(map, map->entries[next].id);
+		if (((next - home) & mask) >= ((next - hole) & mask)) {
+			map->entries[hole] = map->entries[next];
+			hole = next;
+		}
+	}
+	memset(&map->entries[hole], 0, sizeof(map->entries[hole]));
+	map->count--;
 }
 
 static bool moves_money_out(uint8_t kind)
@@ -93,18 +112,28 @@ static bool moves_money_out(uint8_t kind)
 	       kind == LEDGER_KIND_CAPTURE || kind == LEDGER_KIND_REFUND;
 }
 
+/* Whether everything the transfer owes has been seen. */
+static bool resolved(const struct transit_entry *entry)
+{
+	if (!(entry->seen & SEEN_DEBIT) || !(entry->seen & SEEN_CREDIT))
+		return false;
+	return !(entry->seen & SEEN_REFUSED) || (entry->seen & SEEN_RETURN);
+}
+
 static int note_record(struct transit_map *map, const struct journal_record *record)
 {
 	const struct ledger_request *request = &record->request;
 	uint8_t kind = request->kind;
+	bool duplicate = (record->flags & LEDGER_RESULT_DUPLICATE) != 0;
 	bool debit = moves_money_out(kind) && record->code == LEDGER_OK &&
-		     (record->flags & LEDGER_RESULT_CREDIT_REMOTE) &&
-		     !(record->flags & LEDGER_RESULT_DUPLICATE);
-	if (!debit && kind != LEDGER_KIND_CREDIT && kind != LEDGER_KIND_RETURN)
+		     (record->flags & LEDGER_RESULT_CREDIT_REMOTE) && !duplicate;
+	/* A repeated CREDIT or RETURN (re-sent by an earlier recovery) was
+	 * already decided once: it settles nothing new. */
+	if (!debit && ((kind != LEDGER_KIND_CREDIT && kind != LEDGER_KIND_RETURN) || duplicate))
 		return 0;
 	struct transit_entry *entry = map_get(map, request->id);
 	if (entry == NULL)
-		return -ENOMEM;
+		return -ENOSPC;
 	if (debit) {
 		entry->seen |= SEEN_DEBIT;
 		entry->debit = *request;
@@ -113,47 +142,104 @@ static int note_record(struct transit_map *map, const struct journal_record *rec
 		entry->seen |= SEEN_CREDIT;
 		if (record->flags & LEDGER_RESULT_RETURN_REMOTE) {
 			entry->seen |= SEEN_REFUSED;
-			entry->credit = *request;
 			entry->code = record->code;
+			entry->credit = *request;
 		}
 	} else {
 		entry->seen |= SEEN_RETURN;
 	}
+	if (resolved(entry))
+		map_remove(map, entry);
 	return 0;
 }
 
-static int scan_shard(struct engine *engine, uint32_t index, struct transit_map *map,
-		      char *error, size_t error_size)
+/* One shard's journal after its snapshot, a block at a time. */
+struct scan_cursor {
+	struct journal_reader *reader;
+	const struct journal_record *records;
+	int count;
+	int at;
+	uint64_t after;
+};
+
+static int cursor_fill(struct scan_cursor *cursor, uint32_t index, char *error, size_t error_size)
 {
 	struct journal_error journal_error = { 0 };
-	uint64_t after = engine->shards[index].snapshot_sequence;
-	struct journal_reader *reader = journal_reader_open(engine->config.data_dir, index, 0,
-							    after + 1, &journal_error);
-	if (reader == NULL) {
-		snprintf(error, error_size, "shard %u: %s", index, journal_error.text);
-		return journal_error.code ? journal_error.code : -EIO;
-	}
-	int result = 0;
-	for (;;) {
-		const struct journal_record *records = NULL;
+	while (cursor->reader != NULL && cursor->at >= cursor->count) {
 		struct journal_position position;
-		int count = journal_reader_next(reader, &records, &position, &journal_error);
-		if (count < 0) {
+		cursor->count = journal_reader_next(cursor->reader, &cursor->records, &position,
+						    &journal_error);
+		cursor->at = 0;
+		if (cursor->count < 0) {
 			snprintf(error, error_size, "shard %u: %s", index, journal_error.text);
-			result = count;
-			break;
+			return cursor->count;
 		}
-		if (count == 0)
-			break;
-		for (int i = 0; i < count && result == 0; i++)
-			if (records[i].sequence > after)
-				result = note_record(map, &records[i]);
-		if (result != 0) {
-			snprintf(error, error_size, "shard %u: out of memory scanning transfers", index);
-			break;
+		if (cursor->count == 0) {
+			journal_reader_close(cursor->reader);
+			cursor->reader = NULL;
 		}
+		while (cursor->at < cursor->count && cursor->records[cursor->at].sequence <= cursor->after)
+			cursor->at++;
 	}
-	journal_reader_close(reader);
+	return 0;
+}
+
+/* The cursor whose next record was decided first, or -1 when all are done. */
+static int cursor_earliest(const struct scan_cursor *cursors, uint32_t count)
+{
+	int best = -1;
+	for (uint32_t s = 0; s < count; s++) {
+		if (cursors[s].reader == NULL)
+			continue;
+		if (best < 0 || cursors[s].records[cursors[s].at].now_us <
+				       cursors[best].records[cursors[best].at].now_us)
+			best = (int)s;
+	}
+	return best;
+}
+
+static int scan_open(struct engine *engine, struct scan_cursor *cursors, char *error,
+		     size_t error_size)
+{
+	for (uint32_t s = 0; s < engine->shard_count; s++) {
+		struct journal_error journal_error = { 0 };
+		cursors[s].after = engine->shards[s].snapshot_sequence;
+		cursors[s].reader = journal_reader_open(engine->config.data_dir, s, 0,
+							cursors[s].after + 1, &journal_error);
+		if (cursors[s].reader == NULL) {
+			snprintf(error, error_size, "shard %u: %s", s, journal_error.text);
+			return journal_error.code ? journal_error.code : -EIO;
+		}
+		int result = cursor_fill(&cursors[s], s, error, error_size);
+		if (result != 0)
+			return result;
+	}
+	return 0;
+}
+
+/* Reads every shard's journal tail in decision-time order into the map. */
+static int scan_shards(struct engine *engine, struct transit_map *map, char *error,
+		       size_t error_size)
+{
+	struct scan_cursor *cursors = calloc(engine->shard_count, sizeof(*cursors));
+	if (cursors == NULL)
+		return -ENOMEM;
+	int result = scan_open(engine, cursors, error, error_size);
+	int s;
+	while (result == 0 && (s = cursor_earliest(cursors, engine->shard_count)) >= 0) {
+		struct scan_cursor *cursor = &cursors[s];
+		result = note_record(map, &cursor->records[cursor->at++]);
+		if (result == -ENOSPC)
+			snprintf(error, error_size, "recovery: more than %llu cross-shard transfers "
+				 "open at one moment in the journals; the bound (pending decisions "
+				 "and rings) does not hold", (unsigned long long)map->count_max);
+		else if (result == 0)
+			result = cursor_fill(cursor, (uint32_t)s, error, error_size);
+	}
+	for (uint32_t i = 0; i < engine->shard_count; i++)
+		if (cursors[i].reader != NULL)
+			journal_reader_close(cursors[i].reader);
+	free(cursors);
 	return result;
 }
 
@@ -185,7 +271,8 @@ static enum owed owed_of(const struct transit_entry *entry)
 
 /* Queues the owed message on the shard that sends it. The CREDIT a durable
  * debit owes is built by the payer's recovered ledger (for a capture it reads
- * the payee, currency and amount from its deduplication window). */
+ * the payee, currency and amount from its deduplication window); the RETURN
+ * from the refused CREDIT, with the payee's code. */
 static int resend(struct engine *engine, const struct transit_entry *entry, enum owed owed)
 {
 	struct engine_message message = { .worker = ENGINE_NO_REPLY };
@@ -211,14 +298,27 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 	return backlog_push(&engine->shards[from], &message);
 }
 
+/* The most cross-shard transfers open at one moment: every shard's pending
+ * decisions plus what its rings to the other shards hold, both ways. */
+static uint64_t open_bound(const struct engine *engine)
+{
+	uint64_t shards = engine->shard_count;
+	return shards * ((uint64_t)ENGINE_PENDING_MAX +
+			 2 * (shards - 1) * (uint64_t)engine->config.ring_size);
+}
+
 int engine_recover_credits(struct engine *engine, char *error, size_t error_size)
 {
 	if (engine->shard_count < 2)
 		return 0;
 	struct transit_map map = { 0 };
-	int result = 0;
-	for (uint32_t s = 0; s < engine->shard_count && result == 0; s++)
-		result = scan_shard(engine, s, &map, error, error_size);
+	int result = map_create(&map, open_bound(engine));
+	if (result != 0) {
+		snprintf(error, error_size, "recovery: out of memory for %llu open transfers",
+			 (unsigned long long)open_bound(engine));
+		return result;
+	}
+	result = scan_shards(engine, &map, error, error_size);
 	uint64_t credits = 0;
 	uint64_t returns = 0;
 	for (uint64_t i = 0; i < map.capacity && result == 0; i++) {
@@ -232,6 +332,10 @@ int engine_recover_credits(struct engine *engine, char *error, size_t error_size
 		if (result != 0)
 			snprintf(error, error_size, "out of memory re-sending credits");
 	}
+	if (result == 0 && engine->config.verbose)
+		engine_log("info", "recovery: at most %llu cross-shard transfers were open at one "
+			   "moment (room for %llu)", (unsigned long long)map.peak,
+			   (unsigned long long)map.count_max);
 	free(map.entries);
 	if (result == 0 && credits + returns > 0)
 		engine_log("info", "recovery: re-sending %llu cross-shard credits and %llu returns "

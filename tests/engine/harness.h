@@ -51,9 +51,14 @@ struct ledger_request harness_request(struct harness *harness, uint8_t kind, uin
 /* One synchronous call (timeout 2 s, 5 retries). Returns the result; code
  * NETIO_CODE_NO_ANSWER when none came. */
 struct ledger_result harness_call(struct harness *harness, const struct ledger_request *request);
+/* harness_call and harness_call_many retry requests answered BUSY (same
+ * bytes, after the retry-after hint, bounded rounds), as a client should. */
 /* Calls count requests in datagrams of up to NETIO_BATCH_MAX. Returns 0 when all answered. */
 int harness_call_many(struct harness *harness, const struct ledger_request *requests,
 		      uint32_t count, struct ledger_result *results);
+/* The same without retrying BUSY: what the switch answered the first time. */
+int harness_call_many_once(struct harness *harness, const struct ledger_request *requests,
+			   uint32_t count, struct ledger_result *results);
 
 /* Opens account `id` (flags) in currency 978; asserts approval. */
 void harness_open(struct harness *harness, uint64_t id, uint8_t flags);

@@ -38,7 +38,7 @@ Test(admission, busy_with_a_hint_then_exactly_once, .fini = stop_all, .timeout =
 	struct ledger_result results[COUNT];
 	for (int i = 0; i < COUNT; i++)
 		deposits[i] = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10 + i % 2, 5);
-	cr_assert_eq(harness_call_many(&harness, deposits, COUNT, results), 0);
+	cr_assert_eq(harness_call_many_once(&harness, deposits, COUNT, results), 0);
 	for (int i = 0; i < COUNT; i++) {
 		cr_assert_eq(results[i].code, LEDGER_BUSY, "request %d: code %u", i, results[i].code);
 		cr_assert_geq(results[i].retry_after_us, 500, "a hint comes with it");
