@@ -98,6 +98,22 @@ void harness_init(struct harness *harness, uint32_t shards, const char *const *f
 	cr_assert_eq(status, 0, "payswitch format failed; see %s", harness->log_path);
 }
 
+/* The end of the switch's log on stderr: why a start failed. */
+static void harness_show_log(const struct harness *harness)
+{
+	FILE *log = fopen(harness->log_path, "r");
+	if (log == NULL)
+		return;
+	static char text[8192];
+	fseek(log, 0, SEEK_END);
+	long size = ftell(log);
+	fseek(log, size > (long)sizeof(text) - 1 ? size - (long)sizeof(text) + 1 : 0, SEEK_SET);
+	size_t got = fread(text, 1, sizeof(text) - 1, log);
+	text[got] = '\0';
+	fclose(log);
+	fprintf(stderr, "--- end of %s ---\n%s--- end ---\n", harness->log_path, text);
+}
+
 bool harness_start(struct harness *harness, const char *const *flags)
 {
 	if (harness->port == 0)
@@ -122,6 +138,7 @@ bool harness_start(struct harness *harness, const char *const *flags)
 		int status = 0;
 		if (waitpid(harness->pid, &status, WNOHANG) == harness->pid) {
 			harness->pid = 0;
+			harness_show_log(harness);
 			return false;
 		}
 		struct ledger_request probe = harness_request(harness, LEDGER_KIND_BALANCE, 1, 0, 0);
@@ -129,6 +146,7 @@ bool harness_start(struct harness *harness, const char *const *flags)
 		if (netio_client_call(harness->client, &probe, 1, &result, 100, 0) == 0)
 			return true;
 	}
+	harness_show_log(harness);
 	return false;
 }
 
