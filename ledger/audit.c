@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit_cross.h"
 #include "journal_internal.h"
 
 #define AUDIT_CHECK_EVERY_DEFAULT 1000000u
@@ -45,6 +46,7 @@ struct audit {
 	struct ledger *snapshot;
 	uint64_t snapshot_sequence;
 	bool snapshot_pending;
+	struct audit_cross *cross;   /* the rules between shards */
 };
 
 static int audit_violation(struct audit *audit, const char *format, ...)
@@ -188,6 +190,24 @@ static int audit_count(struct audit *audit, const struct journal_record *record)
 	return 0;
 }
 
+/* Whether the replayed ledger remembers the record's id as this decision. */
+static bool audit_in_window(const struct audit *audit, const struct journal_record *record)
+{
+	struct ledger_transfer_info info;
+	const struct ledger_request *request = &record->request;
+	return ledger_kind_remembered(request->kind) &&
+	       ledger_transfer_get(audit->ledger, request->id, &info) &&
+	       info.kind == request->kind && info.timestamp_us == request->timestamp_us;
+}
+
+static void audit_evicted(void *context, const struct ledger_transfer_info *evicted,
+			  uint64_t now_us)
+{
+	struct audit *audit = context;
+	audit_cross_evict(audit->cross, audit->shard, evicted, now_us,
+			  ledger_sequence(audit->ledger));
+}
+
 /* Length of the next chunk: it ends at a record after which something is
  * checked (snapshot sequence, periodic invariants, a statement line). */
 static uint32_t audit_chunk(const struct audit *audit, const struct journal_record *records,
@@ -216,6 +236,9 @@ static int audit_block(struct audit *audit, const struct journal_record *records
 					       position->offset, why);
 		for (uint32_t i = 0; i < chunk; i++) {
 			int result = audit_count(audit, &records[i]);
+			if (result >= 0)
+				result = audit_cross_note(audit->cross, audit->shard, &records[i],
+							  audit_in_window(audit, &records[i]));
 			if (result < 0)
 				return result;
 		}
@@ -325,6 +348,7 @@ static int audit_shard(struct audit *audit, uint32_t shard)
 	if (audit->ledger == NULL)
 		return audit_violation(audit, "shard %u: ledger_create: %s", shard,
 				       strerror(-created)), AUDIT_IO_ERROR;
+	ledger_set_evict_hook(audit->ledger, audit_evicted, audit);
 	int result = audit_load_snapshot(audit, &config);
 	if (result < 0) {
 		audit_violation(audit, "shard %u: snapshot: %s", shard, strerror(-result));
@@ -376,6 +400,11 @@ int journal_audit(const char *dir, const struct journal_audit_options *options,
 		snprintf(report->first_violation, sizeof(report->first_violation), "%s", error.text);
 		return AUDIT_IO_ERROR;
 	}
+	audit.cross = audit_cross_create(&audit.meta.config, audit.meta.shard_count, report);
+	if (audit.cross == NULL) {
+		snprintf(report->first_violation, sizeof(report->first_violation), "out of memory");
+		return AUDIT_IO_ERROR;
+	}
 	audit.statement = options->json ? open_memstream(&audit.statement_text, &audit.statement_bytes)
 					: options->out;
 	if (audit.statement == NULL)
@@ -389,6 +418,11 @@ int journal_audit(const char *dir, const struct journal_audit_options *options,
 			status = AUDIT_IO_ERROR;
 	}
 	audit_cross_shard(&audit);
+	if (audit_cross_finish(audit.cross) < 0) {
+		audit_violation(&audit, "across shards: out of memory");
+		status = AUDIT_IO_ERROR;
+	}
+	audit_cross_destroy(audit.cross);
 	free(audit.approved.entries);
 	if (audit.statement != options->out)
 		fclose(audit.statement);

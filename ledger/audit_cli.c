@@ -58,6 +58,10 @@ static void print_json(FILE *out, const struct journal_audit_report *report,
 			ledger_format_i128(total->transit, transit, sizeof(transit)), total->accounts);
 	}
 	fputs("]", out);
+	fprintf(out, ",\"cross_shard\":{\"credits\":%" PRIu64 ",\"returns\":%" PRIu64
+		",\"owed_credits\":%" PRIu64 ",\"owed_returns\":%" PRIu64
+		",\"ids_on_two_shards\":%" PRIu64 "}", report->cross_credits, report->cross_returns,
+		report->owed_credits, report->owed_returns, report->ids_on_two_shards);
 	if (has_statement)
 		fprintf(out, ",\"statement\":[%s]", statement_json ? statement_json : "");
 	fputs("}\n", out);
@@ -84,6 +88,10 @@ static void print_text(FILE *out, const struct journal_audit_report *report)
 	fprintf(out, "duplicate approvals %" PRIu64 ", snapshots compared %" PRIu64
 		", torn tails %" PRIu64 "\n", report->duplicate_approvals,
 		report->snapshots_compared, report->torn_tails);
+	fprintf(out, "across shards: credits %" PRIu64 ", returns %" PRIu64 ", owed credits %"
+		PRIu64 ", owed returns %" PRIu64 ", ids on two shards %" PRIu64 "\n",
+		report->cross_credits, report->cross_returns, report->owed_credits,
+		report->owed_returns, report->ids_on_two_shards);
 	if (report->violations)
 		fprintf(out, "AUDIT FAILED: %" PRIu64 " violation(s); first: %s\n",
 			report->violations, report->first_violation);
@@ -110,7 +118,10 @@ static void usage(FILE *out)
 		"every decision and compares it with the recorded result, checks the\n"
 		"invariants (every 1M records and at each shard's end), duplicate approvals,\n"
 		"the newest snapshot against the replayed state, and per currency that\n"
-		"balances + money in transit sum to zero over all shards. Read-only.\n"
+		"balances + money in transit sum to zero over all shards. Across shards:\n"
+		"every CREDIT has its debit and every RETURN its refused CREDIT, repeats\n"
+		"answer the final outcome, no id is live on two shards at once, returned\n"
+		"refunds and captures no longer count. Read-only.\n"
 		"\n"
 		"  --account ID  also print that account's statement (every record touching it,\n"
 		"                with its running posted balance on its own shard)\n"

@@ -340,6 +340,12 @@ struct journal_audit_report {
 	uint32_t currency_count;
 	struct journal_audit_currency currencies[JOURNAL_AUDIT_CURRENCIES_MAX];
 	uint64_t torn_tails;          /* shards ending in a torn tail (not audited) */
+	/* Across shards (audit_cross.c, ledger/README.md "Audit"). */
+	uint64_t cross_credits;       /* non-duplicate CREDIT records */
+	uint64_t cross_returns;       /* non-duplicate approved RETURN records */
+	uint64_t owed_credits;        /* remote debits without their CREDIT (re-sent at start) */
+	uint64_t owed_returns;        /* refused CREDITs without their RETURN (re-sent at start) */
+	uint64_t ids_on_two_shards;   /* ids remembered by two shards' windows at once */
 	uint64_t violations;
 	char first_violation[JOURNAL_ERROR_TEXT_BYTES];
 	uint64_t elapsed_us;
