@@ -136,8 +136,9 @@ struct engine_shard;
 struct engine_worker;
 
 /* The RETURN a payer's shard is owed for a CREDIT its payee's shard refused:
- * the same transfer with kind RETURN (flags 0: only CREDIT carries the
- * origin's kind). Used live by the shard and by crash recovery. */
+ * the same transfer with kind RETURN and the payee's refusal code in flags
+ * (the payer's transfer answers it from then on). Used live by the shard and
+ * by crash recovery. */
 static inline struct ledger_request engine_return_of(const struct ledger_request *credit,
 						     uint16_t refusal)
 {

@@ -453,14 +453,15 @@ static uint16_t claim_request(struct engine_shard *shard, const struct ledger_re
 	}
 }
 
-/* A new claim whose request the ledger did not remember (TOO_OLD, invalid,
- * in the future) is released: only window entries hold claims. */
+/* A new claim is released unless the window now remembers a client request
+ * under the id — this one, or a later one of the same batch that found the
+ * claim already ours (the first was TOO_OLD, invalid or in the future): only
+ * window entries hold claims, and the eviction hook releases them. */
 static void settle_claim(struct engine_shard *shard, const struct ledger_request *request)
 {
 	struct ledger_transfer_info info;
 	if (ledger_transfer_get(shard->ledger, request->id, &info) &&
-	    info.kind == request->kind && info.timestamp_us == request->timestamp_us &&
-	    info.account_id == request->account_id)
+	    ledger_kind_remembered(info.kind))
 		return;
 	engine_claims_release(shard->engine->claims, request->id, shard->index);
 }

@@ -226,8 +226,17 @@ uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 		op->result->flags |= LEDGER_RESULT_DUPLICATE;
 		return LEDGER_OK;
 	}
-	if (ledger_credit_overflows(payer, request->amount))
+	if (ledger_credit_overflows(payer, request->amount)) {
+		/* The payer received so much meanwhile that the money cannot come
+		 * back: it stays in transit (the engine logs it; the audit shows
+		 * it). The transfer still did not happen: repeats and LOOKUP must
+		 * say the payee's code, never OK. */
+		if (ledger_return_matches(original, request)) {
+			original->state = LEDGER_TRANSFER_RETURNED;
+			original->code = request->flags;
+		}
 		return LEDGER_AMOUNT_OVERFLOW;
+	}
 	int64_t before = payer->balance;
 	payer->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);

@@ -9,6 +9,7 @@ PACKAGES=(
   libdpdk-dev liburing-dev libxxhash-dev libjemalloc-dev libcriterion-dev
   libmicrohttpd-dev python3 iproute2 procps
   gnuplot-nox
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -171,12 +171,29 @@ Test(cross, one_id_space_for_the_switch, .fini = stop_all, .timeout = 120)
 	across.account_id = a;
 	across.other_id = d;
 	cr_assert_eq(harness_call(&harness, &across).code, LEDGER_ID_REUSED);
+	/* In one datagram: a request the ledger does not remember (in the
+	 * future) and then the same id, valid, from the same account. The
+	 * second keeps the claim the first took, so the id stays the shard's. */
+	struct ledger_request pair[2];
+	pair[0] = harness_request(&harness, LEDGER_KIND_PAY, a, b, 1);
+	pair[0].timestamp_us += 60ull * 1000000;
+	pair[1] = pair[0];
+	pair[1].timestamp_us -= 60ull * 1000000;
+	struct ledger_result answers[2];
+	cr_assert_eq(harness_call_many(&harness, pair, 2, answers), 0);
+	cr_assert_eq(answers[0].code, LEDGER_TIMESTAMP_IN_FUTURE);
+	cr_assert_eq(answers[1].code, LEDGER_OK, "code %u", answers[1].code);
+	struct ledger_request twin = pair[1];
+	twin.account_id = c;
+	twin.other_id = d;
+	cr_assert_eq(harness_call(&harness, &twin).code, LEDGER_ID_REUSED,
+		     "an id shard 0 has seen is refused on shard 1");
 	/* After a restart the claims are rebuilt from the journals. */
 	harness_kill(&harness);
 	cr_assert(harness_start(&harness, NULL));
 	cr_assert_eq(harness_call(&harness, &other).code, LEDGER_ID_REUSED);
 	cr_assert_eq(harness_call(&harness, &first).code, LEDGER_OK);
-	cr_assert_eq(harness_balance(&harness, a), 90);
+	cr_assert_eq(harness_balance(&harness, a), 89);
 	cr_assert_eq(harness_balance(&harness, c), 95);
 	cr_assert_eq(harness_stop(&harness), 0);
 	audit_clean();

@@ -379,3 +379,36 @@ Test(shards, transit_sum_beyond_int64)
 	cr_assert_eq(ledger_check_invariants(s1.ledger, &violation), 0, "%s", violation.text);
 	assert_global_double_entry();
 }
+
+/* A RETURN the payer's balance cannot take (it received nearly INT64_MAX
+ * meanwhile) leaves the money in transit, but the transfer still answers the
+ * payee's code: never "approved" for money that did not move. */
+Test(shards, refused_return_still_answers_the_refusal)
+{
+	uint64_t rich = owned(0, 4);
+	lt_open(&s0, rich, 0, 0, 0, 0);
+	LT_CODE(lt_deposit(&s0, bank0, rich, (uint64_t)INT64_MAX - 5000), LEDGER_OK);
+	set_frozen(&s1, shop1, 1);
+	struct ledger_request pay = lt_req(&s0, LEDGER_KIND_PAY, rich, shop1, (uint64_t)INT64_MAX - 5000);
+	struct ledger_result result = lt_do(&s0, pay);
+	LT_CODE(result, LEDGER_OK);
+	uint64_t bank = owned(0, 5);
+	lt_open(&s0, bank, LEDGER_ACCOUNT_FUNDING, 0, 0, 0);
+	LT_CODE(lt_deposit(&s0, bank, rich, 10000), LEDGER_OK);
+	struct ledger_request credit;
+	cr_assert_eq(ledger_remote_credit(s0.ledger, &pay, &result, &credit), 0);
+	struct ledger_result credited = lt_do(&s1, credit);
+	LT_CODE(credited, LEDGER_PAYEE_FROZEN);
+	struct ledger_request back = credit;
+	back.kind = LEDGER_KIND_RETURN;
+	back.flags = (uint8_t)credited.code;
+	LT_CODE(lt_do(&s0, back), LEDGER_AMOUNT_OVERFLOW);
+	struct ledger_result repeat = lt_do(&s0, pay);
+	LT_CODE(repeat, LEDGER_PAYEE_FROZEN);
+	cr_assert_eq(repeat.flags & LEDGER_RESULT_OUTCOME_REMOTE, 0);
+	struct ledger_request lookup = lt_req(&s0, LEDGER_KIND_LOOKUP, rich, 0, 0);
+	lookup.reference_id = pay.id;
+	LT_CODE(lt_do(&s0, lookup), LEDGER_PAYEE_FROZEN);
+	cr_assert_eq(transit(&s0), (int64_t)INT64_MAX - 5000, "the money is still in transit");
+	assert_global_double_entry();
+}
