@@ -1,9 +1,9 @@
 /*
- * test_crash.c — many shards against a sequential model; kill -9 under load,
- * restart, every acknowledged payment present, audit clean.
+ * test_crash.c — many shards against a sequential model; kill -9 under load
+ * at a point set by progress (after N acknowledgements, N from a seeded
+ * PRNG), restart, every acknowledged payment present, audit clean.
  */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,21 +118,33 @@ Test(shards, cross_shard_payments_match_a_sequential_model, .fini = stop_all, .t
 	check_balances(model);
 }
 
-struct killer {
-	pid_t pid;
-	useconds_t delay_us;
-};
-
-static void *kill_later(void *argument)
-{
-	struct killer *killer = argument;
-	usleep(killer->delay_us);
-	kill(killer->pid, SIGKILL);
-	return NULL;
-}
+/*
+ * The crash test's load: two windows of WINDOW requests each (32 datagrams
+ * sent at once, no retransmission) kept in flight, replies read as they
+ * come; a window is sent again with new requests once answered. The switch
+ * is killed -9 the moment the round's kill_after-th acknowledgement is read,
+ * with whatever of both windows is unanswered still in flight; the replies it
+ * sent before it died are read too. Every approval read is an
+ * acknowledgement, kept and looked up after the restart.
+ */
+#define CRASH_ROUNDS 6
+#define WINDOW NETIO_CLIENT_REQUESTS_MAX
+#define WINDOWS 2
+#define KILL_AFTER_MIN 1000u
+#define KILL_AFTER_SPREAD 8000u
+/* A round reads at most kill_after - 1 acknowledgements before the kill and
+ * the rest of its windows after it. */
+#define ACKNOWLEDGED_MAX \
+	(CRASH_ROUNDS * (KILL_AFTER_MIN + KILL_AFTER_SPREAD + WINDOWS * WINDOW))
+/* Windows a round sends at most (each acknowledges something unless the
+ * switch refuses everything, which fails the round). */
+#define WINDOWS_PER_ROUND_MAX 1000u
+/* When no reply comes for this long the windows in flight are given up (their
+ * datagrams were lost): a bound against a hang, never an assertion. */
+#define WINDOW_SILENCE_MS 2000
 
 /* Every acknowledged approval, to look up after each restart. */
-static struct ledger_request acknowledged[200000];
+static struct ledger_request acknowledged[ACKNOWLEDGED_MAX];
 static uint32_t acknowledged_count;
 
 static void verify_acknowledged(void)
@@ -149,13 +161,142 @@ static void verify_acknowledged(void)
 			lookups[i].reference_id = paid->id;
 		}
 		cr_assert_eq(harness_call_many(&harness, lookups, chunk, results), 0);
-		for (uint32_t i = 0; i < chunk; i++)
+		for (uint32_t i = 0; i < chunk; i++) {
+			const struct ledger_request *paid = &acknowledged[done + i];
 			cr_assert_eq(results[i].code, LEDGER_OK,
 				     "acknowledged payment %llu is %s after the crash",
-				     (unsigned long long)acknowledged[done + i].id,
-				     ledger_result_name(results[i].code));
+				     (unsigned long long)paid->id, ledger_result_name(results[i].code));
+			cr_assert_eq(results[i].amount, paid->amount, "payment %llu",
+				     (unsigned long long)paid->id);
+		}
 		done += chunk;
 	}
+}
+
+/* One window of requests. */
+struct window {
+	struct ledger_request requests[WINDOW];
+	uint8_t answered[WINDOW];
+	uint32_t pending;          /* requests in flight and not answered yet */
+	uint64_t sequence_first;   /* of its first datagram */
+};
+
+/* What a round counts besides acknowledgements. */
+struct crash_counts {
+	uint64_t unanswered;       /* requests never answered (in flight at a kill, or lost) */
+	uint64_t replies_stray;    /* replies to a window given up after silence */
+};
+
+static void window_send(struct window *window)
+{
+	for (uint32_t i = 0; i < WINDOW; i++) {
+		int payer = rand() % ACCOUNTS;
+		int payee = (payer + 1 + rand() % (ACCOUNTS - 1)) % ACCOUNTS;
+		window->requests[i] = harness_request(&harness, LEDGER_KIND_PAY, FIRST_ACCOUNT + payer,
+						      FIRST_ACCOUNT + payee, 1 + rand() % 100);
+		window->answered[i] = 0;
+	}
+	window->pending = WINDOW;
+	int sent = netio_client_send(harness.client, window->requests, WINDOW, NETIO_BATCH_MAX,
+				     &window->sequence_first);
+	cr_assert_eq(sent, (int)(WINDOW / NETIO_BATCH_MAX), "sent %d datagrams", sent);
+}
+
+/* Marks request `index` answered with `code`; an approval is acknowledged.
+ * Returns 1 for an acknowledgement. */
+static uint32_t window_answer(struct window *window, uint32_t index, uint16_t code)
+{
+	cr_assert_lt(index, WINDOW);
+	cr_assert_eq(window->answered[index], 0, "request %u answered twice", index);
+	window->answered[index] = 1;
+	window->pending--;
+	if (code != LEDGER_OK)
+		return 0;
+	cr_assert_lt(acknowledged_count, ACKNOWLEDGED_MAX);
+	acknowledged[acknowledged_count++] = window->requests[index];
+	return 1;
+}
+
+/* Absorbs one reply datagram into its window; returns the acknowledgements. */
+static uint32_t window_absorb(struct window *window, const struct netio_reply *reply)
+{
+	uint64_t datagram = reply->sequence - window->sequence_first;
+	if (reply->type == NETIO_TYPE_ERROR) {
+		/* The whole datagram refused: nothing of it acknowledged. */
+		for (uint32_t i = 0; i < NETIO_BATCH_MAX; i++)
+			window_answer(window, (uint32_t)datagram * NETIO_BATCH_MAX + i,
+				      reply->results[0].code);
+		return 0;
+	}
+	uint32_t acks = 0;
+	for (uint32_t i = 0; i < reply->count; i++) {
+		cr_assert_geq(reply->results[i].id, window->requests[0].id);
+		uint64_t index = reply->results[i].id - window->requests[0].id;
+		cr_assert_eq(index / NETIO_BATCH_MAX, datagram, "a result in the wrong reply");
+		acks += window_answer(window, (uint32_t)index, reply->results[i].code);
+	}
+	return acks;
+}
+
+/* Absorbs polled replies into the windows in flight; returns the acknowledgements. */
+static uint32_t windows_absorb(struct window *windows, const struct netio_reply *replies,
+			       int count, struct crash_counts *counts)
+{
+	uint32_t acks = 0;
+	for (int r = 0; r < count; r++) {
+		struct window *owner = NULL;
+		for (uint32_t w = 0; w < WINDOWS; w++)
+			if (windows[w].pending > 0 && replies[r].sequence >= windows[w].sequence_first &&
+			    replies[r].sequence - windows[w].sequence_first < WINDOW / NETIO_BATCH_MAX)
+				owner = &windows[w];
+		if (owner == NULL)
+			counts->replies_stray++;
+		else
+			acks += window_absorb(owner, &replies[r]);
+	}
+	return acks;
+}
+
+/* Runs load until kill_after acknowledgements are read, kills the switch
+ * at once, reads what it answered before dying. Returns the round's
+ * acknowledgements. */
+static uint64_t crash_round(uint64_t kill_after, struct crash_counts *counts)
+{
+	static struct window windows[WINDOWS];
+	struct netio_reply replies[NETIO_BURST_MAX];
+	uint64_t acks = 0;
+	uint32_t sent = 0;
+	for (uint32_t w = 0; w < WINDOWS; w++)
+		windows[w].pending = 0;
+	while (acks < kill_after) {
+		for (uint32_t w = 0; w < WINDOWS; w++) {
+			if (windows[w].pending > 0)
+				continue;
+			cr_assert_lt(sent, WINDOWS_PER_ROUND_MAX, "%llu acknowledgements in %u "
+				     "windows", (unsigned long long)acks, sent);
+			window_send(&windows[w]);
+			sent++;
+		}
+		int n = netio_client_poll(harness.client, replies, NETIO_BURST_MAX, WINDOW_SILENCE_MS);
+		cr_assert_geq(n, 0, "poll: %s", strerror(-n));
+		if (n == 0) {
+			for (uint32_t w = 0; w < WINDOWS; w++) {
+				counts->unanswered += windows[w].pending;
+				windows[w].pending = 0;
+			}
+			continue;
+		}
+		acks += windows_absorb(windows, replies, n, counts);
+	}
+	cr_assert_eq(kill(harness.pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(harness.pid, NULL, 0), harness.pid);
+	harness.pid = 0;
+	/* The switch is gone: whatever it sent is in the socket already. */
+	for (int n; (n = netio_client_poll(harness.client, replies, NETIO_BURST_MAX, 0)) > 0;)
+		acks += windows_absorb(windows, replies, n, counts);
+	for (uint32_t w = 0; w < WINDOWS; w++)
+		counts->unanswered += windows[w].pending;
+	return acks;
 }
 
 Test(crash, kill_9_under_load_keeps_every_acknowledged_payment, .fini = stop_all,
@@ -165,41 +306,34 @@ Test(crash, kill_9_under_load_keeps_every_acknowledged_payment, .fini = stop_all
 	cr_assert(harness_start(&harness, NULL));
 	int64_t model[ACCOUNTS];
 	open_and_fund(model, 1000000);
+	/* Kill points from their own seeded generator: how many requests the
+	 * load draws from rand() before a kill depends on timing, they do not. */
+	unsigned kill_seed = 1234;
 	srand(1234);
-	enum { BATCH = 256 };
-	static struct ledger_request requests[BATCH];
-	static struct ledger_result results[BATCH];
-	for (int round = 0; round < 6; round++) {
-		struct killer killer = { .pid = harness.pid,
-					 .delay_us = (useconds_t)(20000 + rand() % 300000) };
-		pthread_t thread;
-		pthread_create(&thread, NULL, kill_later, &killer);
-		for (int call = 0; call < 100000; call++) {
-			for (int i = 0; i < BATCH; i++) {
-				int payer = rand() % ACCOUNTS;
-				int payee = (payer + 1 + rand() % (ACCOUNTS - 1)) % ACCOUNTS;
-				requests[i] = harness_request(&harness, LEDGER_KIND_PAY,
-							      FIRST_ACCOUNT + payer,
-							      FIRST_ACCOUNT + payee, 1 + rand() % 100);
-			}
-			int called = netio_client_call(harness.client, requests, BATCH, results, 300, 0);
-			for (int i = 0; i < BATCH; i++)
-				if (results[i].code == LEDGER_OK &&
-				    acknowledged_count < sizeof(acknowledged) / sizeof(acknowledged[0]))
-					acknowledged[acknowledged_count++] = requests[i];
-			if (called != 0)
-				break; /* the switch died under us */
-		}
-		pthread_join(thread, NULL);
-		waitpid(harness.pid, NULL, 0);
-		harness.pid = 0;
+	struct crash_counts counts = {0};
+	uint64_t lookups = 0;
+	char kill_points[CRASH_ROUNDS * 24] = "";
+	for (int round = 0; round < CRASH_ROUNDS; round++) {
+		uint64_t kill_after = KILL_AFTER_MIN + (uint64_t)rand_r(&kill_seed) % KILL_AFTER_SPREAD;
+		uint64_t acks = crash_round(kill_after, &counts);
+		cr_assert_geq(acks, kill_after);
+		size_t used = strlen(kill_points);
+		snprintf(kill_points + used, sizeof(kill_points) - used, "%s%llu/%llu",
+			 round == 0 ? "" : " ", (unsigned long long)kill_after,
+			 (unsigned long long)acks);
 		cr_assert(harness_start(&harness, NULL), "restart %d after kill -9", round);
 		verify_acknowledged();
+		lookups += acknowledged_count;
 	}
-	cr_assert_gt(acknowledged_count, 0);
 	cr_assert_eq(harness_stop(&harness), 0);
 	char report[16384];
 	cr_assert_eq(harness_audit(&harness, NULL, report, sizeof(report)), 0, "%s", report);
+	fprintf(stderr, "engine crash: %d rounds, %d windows of %u requests in flight, kill -9 "
+		"after N acknowledgements (N/acknowledged per round: %s), %u acknowledged (store "
+		"holds %u), every one looked up after every restart: %llu lookups; %llu requests "
+		"unanswered at the kills, %llu stray replies\n", CRASH_ROUNDS, WINDOWS, WINDOW,
+		kill_points, acknowledged_count, ACKNOWLEDGED_MAX, (unsigned long long)lookups,
+		(unsigned long long)counts.unanswered, (unsigned long long)counts.replies_stray);
 }
 
 /* An account id owned by `shard` of `count`, searching upward from `from`. */

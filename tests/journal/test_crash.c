@@ -1,24 +1,30 @@
 /* test_crash.c — SIGKILL a process that applies a random workload through
- * the ledger and the real writer, many times at random moments, restarting
- * it on the same data dir (it recovers first, then continues). After every
- * kill: every acknowledged (durable) decision is in the recovered journal
- * with the same result, the recovered ledger is exactly the journal (no
+ * the ledger and the real writer, many times, restarting it on the same data
+ * dir (it recovers first, then continues). Each round's kill point is set by
+ * progress, not by the clock: the parent kills the child as soon as it has
+ * read K acknowledged (durable) decisions of that round, K drawn from a
+ * seeded PRNG, while the child keeps writing. After every kill: every
+ * decision ever acknowledged is in the recovered journal with the same
+ * result (each one checked), the recovered ledger is exactly the journal (no
  * invented decisions), invariants hold and the audit passes. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "journal_test_util.h"
 
 #define ROUNDS 30
+/* Acknowledgements read before the kill: 1 + rand() % KILL_AFTER_SPREAD, and
+ * KILL_AFTER_LONG more every fifth round (long runs rotate segments and
+ * write snapshots). */
+#define KILL_AFTER_SPREAD 1500u
+#define KILL_AFTER_LONG 3000u
 #define ACKS_MAX (1u << 22)
 
 static char dir[256];
@@ -136,56 +142,101 @@ static void child_main(int round, int out)
 	}
 }
 
-/* Reads the child's lines for `delay_ms`, then kills it and reads the rest. */
-static void parent_collect(pid_t child, int in, uint32_t delay_ms, struct ack *acks,
-			   uint64_t *acked)
+/* Acknowledgements received from the children, all rounds. */
+struct acked {
+	uint64_t sequence_max;   /* highest acknowledged sequence */
+	uint64_t count;          /* distinct acknowledged sequences */
+};
+
+/* Records one line "sequence id code balance" of the child's. */
+static void parent_line(const char *line, struct ack *acks, struct acked *acked)
+{
+	uint64_t sequence, id;
+	unsigned code;
+	int64_t balance;
+	cr_assert_eq(sscanf(line, "%" SCNu64 " %" SCNu64 " %u %" SCNd64, &sequence, &id, &code,
+			    &balance), 4, "line '%s'", line);
+	cr_assert_gt(sequence, 0);
+	cr_assert_lt(sequence, ACKS_MAX);
+	cr_assert_neq(id, 0);
+	cr_assert_eq(acks[sequence].id, 0, "sequence %" PRIu64 " acknowledged twice", sequence);
+	acks[sequence] = (struct ack){.id = id, .code = (uint16_t)code, .balance = balance};
+	acked->count++;
+	if (sequence > acked->sequence_max)
+		acked->sequence_max = sequence;
+}
+
+/* Reads the child's lines, kills it as soon as `kill_after` acknowledgements
+ * of this round have been read, then reads the rest (what it reported before
+ * it died). Returns the acknowledgements of the round. */
+static uint64_t parent_collect(pid_t child, int in, uint64_t kill_after, struct ack *acks,
+			       struct acked *acked)
 {
 	static char text[1 << 20];
 	size_t used = 0;
-	struct timespec start;
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	uint64_t round_acks = 0;
 	bool killed = false;
 	for (;;) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 +
-				     (now.tv_nsec - start.tv_nsec) / 1000000;
-		if (!killed && elapsed_ms >= delay_ms) {
-			kill(child, SIGKILL);
-			killed = true;
-		}
-		struct pollfd wait_for = {.fd = in, .events = POLLIN};
-		poll(&wait_for, 1, killed ? 1000 : 1);
 		ssize_t got = read(in, text + used, sizeof(text) - used - 1);
 		if (got == 0)
 			break;
-		if (got < 0)
+		if (got < 0) {
+			cr_assert_eq(errno, EINTR, "read: %s", strerror(errno));
 			continue;
+		}
 		used += (size_t)got;
 		char *line = text, *end;
-		while ((end = memchr(line, '\n', text + used - line)) != NULL) {
-			uint64_t sequence, id;
-			unsigned code;
-			int64_t balance;
+		while ((end = memchr(line, '\n', (size_t)(text + used - line))) != NULL) {
 			*end = 0;
-			cr_assert_eq(sscanf(line, "%" SCNu64 " %" SCNu64 " %u %" SCNd64, &sequence, &id,
-					    &code, &balance), 4);
-			cr_assert_lt(sequence, ACKS_MAX);
-			acks[sequence] = (struct ack){.id = id, .code = (uint16_t)code, .balance = balance};
-			if (sequence > *acked)
-				*acked = sequence;
+			parent_line(line, acks, acked);
+			round_acks++;
 			line = end + 1;
 		}
 		used -= (size_t)(line - text);
 		memmove(text, line, used);
+		if (!killed && round_acks >= kill_after) {
+			cr_assert_eq(kill(child, SIGKILL), 0);
+			killed = true;
+		}
 	}
+	/* A line cut by the kill was never fully reported: not acknowledged. */
 	int status;
 	cr_assert_eq(waitpid(child, &status, 0), child);
-	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		  "child ended by itself: status %d", status);
+	cr_assert(killed, "child ended after %" PRIu64 " of %" PRIu64 " acknowledgements: "
+		  "status %d", round_acks, kill_after, status);
+	cr_assert(WIFSIGNALED(status), "child ended by itself: status %d", status);
+	cr_assert_eq(WTERMSIG(status), SIGKILL, "child ended by itself: status %d", status);
+	return round_acks;
 }
 
-static void verify(const struct ack *acks, uint64_t acked, int round, uint32_t *torn_rounds)
+/* Checks one journal record against what was acknowledged for its sequence;
+ * returns 1 when it was acknowledged. */
+static uint64_t verify_record(const struct journal_record *record, const struct ack *acks,
+			      struct ledger *ledger, int round)
+{
+	if (record->sequence >= ACKS_MAX || acks[record->sequence].id == 0)
+		return 0;
+	const struct ack *ack = &acks[record->sequence];
+	cr_assert_eq(ack->id, record->request.id, "round %d: sequence %" PRIu64 " acknowledged "
+		     "as id %" PRIu64 ", journal holds id %" PRIu64, round, record->sequence,
+		     ack->id, record->request.id);
+	cr_assert_eq(ack->code, record->code, "round %d: sequence %" PRIu64 " acknowledged %s, "
+		     "journal holds %s", round, record->sequence, ledger_result_name(ack->code),
+		     ledger_result_name(record->code));
+	cr_assert_eq(ack->balance, record->balance, "round %d: sequence %" PRIu64, round,
+		     record->sequence);
+	struct ledger_transfer_info info;
+	if (ledger_transfer_get(ledger, record->request.id, &info) &&
+	    info.kind == record->request.kind && !(record->flags & LEDGER_RESULT_DUPLICATE))
+		cr_assert_eq(info.code, record->code, "round %d id %" PRIu64, round,
+			     record->request.id);
+	return 1;
+}
+
+/* Recovers, then checks every acknowledged decision against the journal.
+ * Returns how many acknowledged records were checked (all of them). */
+static uint64_t verify(const struct ack *acks, const struct acked *acked, int round,
+		       uint32_t *torn_rounds)
 {
 	struct ledger *ledger = jt_ledger(0, 1);
 	struct journal_recovery_report report;
@@ -193,8 +244,9 @@ static void verify(const struct ack *acks, uint64_t acked, int round, uint32_t *
 	cr_assert_eq(journal_recover(dir, 0, ledger, &report, &error), 0, "round %d: %s", round,
 		     error.text);
 	*torn_rounds += report.torn_tail;
-	cr_assert_geq(report.last_sequence, acked, "round %d: acknowledged %" PRIu64
-		      " but recovered only to %" PRIu64, round, acked, report.last_sequence);
+	cr_assert_geq(report.last_sequence, acked->sequence_max, "round %d: acknowledged %" PRIu64
+		      " but recovered only to %" PRIu64, round, acked->sequence_max,
+		      report.last_sequence);
 	/* Every acknowledged decision, as the journal holds it. */
 	struct journal_reader *reader = journal_reader_open(dir, 0, 0, 0, &error);
 	cr_assert_not_null(reader);
@@ -202,27 +254,17 @@ static void verify(const struct ack *acks, uint64_t acked, int round, uint32_t *
 	struct journal_position position;
 	int count;
 	uint64_t seen = 0;
+	uint64_t checked = 0;
 	while ((count = journal_reader_next(reader, &records, &position, &error)) > 0) {
 		for (int i = 0; i < count; i++) {
-			const struct journal_record *record = &records[i];
-			cr_assert_eq(record->sequence, ++seen);
-			if (record->sequence >= ACKS_MAX || acks[record->sequence].id == 0)
-				continue;
-			const struct ack *ack = &acks[record->sequence];
-			cr_assert(ack->id == record->request.id && ack->code == record->code &&
-				  ack->balance == record->balance, "round %d: sequence %" PRIu64
-				  " acknowledged as id %" PRIu64 " %s, journal holds id %" PRIu64 " %s",
-				  round, record->sequence, ack->id, ledger_result_name(ack->code),
-				  record->request.id, ledger_result_name(record->code));
-			struct ledger_transfer_info info;
-			if (ledger_transfer_get(ledger, record->request.id, &info) &&
-			    info.kind == record->request.kind && !(record->flags & LEDGER_RESULT_DUPLICATE))
-				cr_assert_eq(info.code, record->code, "round %d id %" PRIu64, round,
-					     record->request.id);
+			cr_assert_eq(records[i].sequence, ++seen);
+			checked += verify_record(&records[i], acks, ledger, round);
 		}
 	}
 	cr_assert_eq(count, 0, "round %d: %s", round, error.text);
 	journal_reader_close(reader);
+	cr_assert_eq(checked, acked->count, "round %d: %" PRIu64 " acknowledged, %" PRIu64
+		     " found in the journal", round, acked->count, checked);
 	cr_assert_eq(seen, ledger_sequence(ledger), "the ledger holds exactly the journal");
 	struct ledger_violation violation;
 	cr_assert_eq(ledger_check_invariants(ledger, &violation), 0, "%s", violation.text);
@@ -231,16 +273,25 @@ static void verify(const struct ack *acks, uint64_t acked, int round, uint32_t *
 	struct journal_audit_report audit;
 	cr_assert_eq(journal_audit(dir, &options, &audit), 0, "round %d: %s", round,
 		     audit.first_violation);
+	return checked;
 }
 
 Test(journal_crash, kill_and_recover, .timeout = 280)
 {
 	jt_format(dir, 1);
 	struct ack *acks = calloc(ACKS_MAX, sizeof(*acks));
-	uint64_t acked = 0;
+	cr_assert_not_null(acks);
+	struct acked acked = {0};
 	uint32_t torn_rounds = 0;
+	uint64_t kill_after_min = UINT64_MAX, kill_after_max = 0, kill_after_sum = 0;
+	uint64_t checks = 0;
 	srand(12345);
 	for (int round = 0; round < ROUNDS; round++) {
+		uint64_t kill_after = 1 + (uint64_t)(rand() % KILL_AFTER_SPREAD) +
+				      (round % 5 == 4 ? KILL_AFTER_LONG : 0);
+		kill_after_min = kill_after < kill_after_min ? kill_after : kill_after_min;
+		kill_after_max = kill_after > kill_after_max ? kill_after : kill_after_max;
+		kill_after_sum += kill_after;
 		int pipe_fds[2];
 		cr_assert_eq(pipe(pipe_fds), 0);
 		fflush(NULL);
@@ -252,13 +303,16 @@ Test(journal_crash, kill_and_recover, .timeout = 280)
 			_exit(0);
 		}
 		close(pipe_fds[1]);
-		uint32_t delay_ms = 1 + (uint32_t)(rand() % 50) + (round % 5 == 4 ? 150 : 0);
-		parent_collect(child, pipe_fds[0], delay_ms, acks, &acked);
+		uint64_t round_acks = parent_collect(child, pipe_fds[0], kill_after, acks, &acked);
+		cr_assert_geq(round_acks, kill_after);
 		close(pipe_fds[0]);
-		verify(acks, acked, round, &torn_rounds);
+		checks += verify(acks, &acked, round, &torn_rounds);
 	}
-	cr_log_info("crash test: %d rounds, %" PRIu64 " acknowledged sequences, %u torn tails cut",
-		    ROUNDS, acked, torn_rounds);
-	cr_assert_gt(acked, 1000, "the workload ran");
+	cr_assert_geq(acked.count, kill_after_sum);
+	fprintf(stderr, "journal crash: %d rounds, each killed after K acknowledgements read "
+		"(K %" PRIu64 "..%" PRIu64 ", sum %" PRIu64 "), %" PRIu64 " acknowledged in all "
+		"(up to sequence %" PRIu64 "), every one checked after every round: %" PRIu64
+		" checks, %u torn tails cut\n", ROUNDS, kill_after_min, kill_after_max,
+		kill_after_sum, acked.count, acked.sequence_max, checks, torn_rounds);
 	free(acks);
 }

@@ -3,31 +3,57 @@
  * Each test starts a tiny echo server thread on the transport: it answers
  * every request with an OK result (balance = amount, sequence = position),
  * or a FORMAT_ERROR for requests netio_request_check() refuses. Options make
- * it drop datagrams, split replies like independent shards, or refuse whole
- * datagrams.
+ * it drop copies of datagrams, split replies like independent shards, or
+ * refuse whole datagrams. It counts every copy of every request datagram it
+ * receives and compares each copy with the first, byte for byte.
+ *
+ * No assertion depends on timing: counts of retransmissions are checked
+ * through relations that hold whatever the scheduler does (the server saw
+ * exactly the copies the client sent, only the datagrams still unanswered
+ * were sent again), and answers a test needs present before a timeout are
+ * put in the client's socket before the call starts.
  */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "netio.h"
+
+/* Request datagram sequences whose copies the server counts (one client per
+ * server: sequences count from 1). */
+#define ECHO_SEQUENCES 1024u
+/* Sequences whose first copy the server keeps, to compare retransmissions. */
+#define ECHO_SEQUENCES_KEPT 8u
+/* Bound on a wait for the server to have received what the client sent. */
+#define ECHO_WAIT_SECONDS 20
 
 struct echo_server {
 	struct netio_transport *transport;
 	pthread_t thread;
 	atomic_bool stop;
-	atomic_uint_fast64_t received;   /* request datagrams seen */
-	uint32_t drop_first;             /* request datagrams to drop before answering */
+	uint32_t drop_copies;            /* first copies of each sequence not answered */
 	bool split;                      /* answer odd and even positions separately, odd first */
 	uint16_t refuse_code;            /* != 0: answer every datagram with ERROR(code) */
+	pthread_mutex_t lock;            /* guards the records below while the thread runs */
+	pthread_cond_t changed;          /* broadcast after each request datagram recorded */
+	uint64_t received;               /* request datagrams seen */
+	uint64_t untracked;              /* ... with a sequence >= ECHO_SEQUENCES */
+	uint64_t copies_differing;       /* copies not byte-identical to their first copy */
+	uint32_t copies[ECHO_SEQUENCES]; /* request datagrams seen per sequence */
+	uint32_t kept_length[ECHO_SEQUENCES_KEPT];
+	alignas(64) uint8_t kept[ECHO_SEQUENCES_KEPT][NETIO_DATAGRAM_MAX];
 	struct netio_transport_stats stats; /* filled by echo_stop() */
 };
 
@@ -71,6 +97,33 @@ static void echo_answer(struct echo_server *server, const struct netio_view *vie
 	(void)sent;
 }
 
+/* Records one copy of a valid request datagram; returns how many copies of
+ * its sequence came before it. */
+static uint32_t echo_record(struct echo_server *server, const struct netio_datagram *datagram,
+			    uint64_t sequence)
+{
+	pthread_mutex_lock(&server->lock);
+	uint32_t before = 0;
+	if (sequence < ECHO_SEQUENCES) {
+		before = server->copies[sequence]++;
+	} else {
+		server->untracked++;
+	}
+	if (sequence < ECHO_SEQUENCES_KEPT) {
+		if (before == 0) {
+			memcpy(server->kept[sequence], datagram->data, datagram->length);
+			server->kept_length[sequence] = datagram->length;
+		} else if (datagram->length != server->kept_length[sequence] ||
+			   memcmp(server->kept[sequence], datagram->data, datagram->length) != 0) {
+			server->copies_differing++;
+		}
+	}
+	server->received++;
+	pthread_cond_broadcast(&server->changed);
+	pthread_mutex_unlock(&server->lock);
+	return before;
+}
+
 static void echo_one(struct echo_server *server, const struct netio_datagram *datagram)
 {
 	alignas(64) uint8_t error[NETIO_ERROR_SIZE];
@@ -82,8 +135,8 @@ static void echo_one(struct echo_server *server, const struct netio_datagram *da
 	if (code != LEDGER_OK) {
 		size = netio_encode_refusal(&view, code, error, sizeof(error));
 	} else {
-		uint64_t seen = atomic_fetch_add(&server->received, 1);
-		if (seen < server->drop_first)
+		uint32_t before = echo_record(server, datagram, view.header.sequence);
+		if (before < server->drop_copies)
 			return;
 		if (server->refuse_code != 0)
 			size = netio_encode_error(error, sizeof(error), view.header.client_id,
@@ -114,21 +167,60 @@ static void *echo_main(void *argument)
 	return NULL;
 }
 
-static void echo_start(struct echo_server *server)
+/* Opens the server's transport; the test thread owns it until echo_run(). */
+static void echo_open(struct echo_server *server)
 {
 	struct netio_transport_config config = {.bind_host = "127.0.0.1", .port = 0};
 	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &server->transport), 0);
 	cr_assert_gt(netio_transport_port(server->transport), 0);
+	pthread_condattr_t attributes;
+	cr_assert_eq(pthread_condattr_init(&attributes), 0);
+	cr_assert_eq(pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC), 0);
+	cr_assert_eq(pthread_cond_init(&server->changed, &attributes), 0);
+	pthread_condattr_destroy(&attributes);
+	cr_assert_eq(pthread_mutex_init(&server->lock, NULL), 0);
+}
+
+/* Hands the transport to the server thread. */
+static void echo_run(struct echo_server *server)
+{
 	atomic_store(&server->stop, false);
 	cr_assert_eq(pthread_create(&server->thread, NULL, echo_main, server), 0);
 }
 
+static void echo_start(struct echo_server *server)
+{
+	echo_open(server);
+	echo_run(server);
+}
+
+/* Stops the thread; its records may then be read without the lock. */
 static void echo_stop(struct echo_server *server)
 {
 	atomic_store(&server->stop, true);
 	pthread_join(server->thread, NULL);
 	netio_transport_stats_read(server->transport, &server->stats);
 	netio_transport_close(server->transport);
+	pthread_cond_destroy(&server->changed);
+	pthread_mutex_destroy(&server->lock);
+}
+
+/* Waits until the server has received `count` request datagrams (at most
+ * ECHO_WAIT_SECONDS: a bound against a hang, not a measurement), then
+ * asserts it received exactly that many. */
+static void echo_wait_received(struct echo_server *server, uint64_t count)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += ECHO_WAIT_SECONDS;
+	pthread_mutex_lock(&server->lock);
+	int waited = 0;
+	while (server->received < count && waited == 0)
+		waited = pthread_cond_timedwait(&server->changed, &server->lock, &deadline);
+	uint64_t received = server->received;
+	pthread_mutex_unlock(&server->lock);
+	cr_assert_eq(received, count, "the server received %" PRIu64 " request datagrams, the "
+		     "client sent %" PRIu64, received, count);
 }
 
 static struct netio_client *connect_to(struct echo_server *server)
@@ -139,6 +231,35 @@ static struct netio_client *connect_to(struct echo_server *server)
 	cr_assert_not_null(client, "open: %s", strerror(-error));
 	cr_assert_neq(netio_client_id(client), 0);
 	return client;
+}
+
+/*
+ * Before echo_run(): puts the server's answer to the request datagram with
+ * `sequence` (carrying `count` requests) into the client's socket, as if the
+ * datagram had been sent and answered already, and waits until the client's
+ * socket is readable. A call that then sends that datagram finds its answer
+ * before its first timeout can pass, however the threads are scheduled.
+ */
+static void echo_answer_ahead(struct echo_server *server, struct netio_client *client,
+			      uint64_t sequence, const struct ledger_request *requests,
+			      uint32_t count)
+{
+	struct sockaddr_in address;
+	socklen_t length = sizeof(address);
+	cr_assert_eq(getsockname(netio_client_fd(client), (struct sockaddr *)&address, &length), 0);
+	cr_assert_eq(length, sizeof(address));
+	struct netio_peer peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(peer.bytes, &address, sizeof(address));
+	struct netio_view view;
+	memset(&view, 0, sizeof(view));
+	view.header.client_id = netio_client_id(client);
+	view.header.sequence = sequence;
+	view.count = count;
+	view.requests = requests;
+	echo_answer(server, &view, &peer);
+	struct pollfd readable = {.fd = netio_client_fd(client), .events = POLLIN};
+	cr_assert_eq(poll(&readable, 1, ECHO_WAIT_SECONDS * 1000), 1, "the answer arrived");
 }
 
 static void make_requests(struct ledger_request *requests, uint32_t count, uint64_t first_id)
@@ -168,6 +289,20 @@ static void assert_echoed(const struct ledger_request *requests,
 static struct ledger_request requests[NETIO_CLIENT_REQUESTS_MAX];
 static struct ledger_result results[NETIO_CLIENT_REQUESTS_MAX];
 
+/* After a call: the server received exactly what the client sent (first
+ * transmissions and retransmissions), every copy byte for byte the first. */
+static void assert_server_saw_client(struct echo_server *server,
+				     const struct netio_client_stats *stats)
+{
+	echo_wait_received(server, stats->datagrams_sent + stats->retransmits);
+	pthread_mutex_lock(&server->lock);
+	uint64_t differing = server->copies_differing;
+	uint64_t untracked = server->untracked;
+	pthread_mutex_unlock(&server->lock);
+	cr_assert_eq(differing, 0, "a retransmission differs from the first transmission");
+	cr_assert_eq(untracked, 0);
+}
+
 Test(udp, call_one_request, .timeout = 30)
 {
 	struct echo_server server = {0};
@@ -178,10 +313,13 @@ Test(udp, call_one_request, .timeout = 30)
 	assert_echoed(requests, results, 1);
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
-	cr_assert_eq(stats.datagrams_sent, 1);
-	cr_assert_eq(stats.retransmits, 0);
+	cr_assert_eq(stats.datagrams_sent, 1, "one request is one datagram");
+	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	cr_assert_eq(server.copies[1], 1 + stats.retransmits);
+	fprintf(stderr, "udp call_one_request: 1 request, 1 datagram, %" PRIu64 " retransmits, "
+		"%u copies received\n", stats.retransmits, server.copies[1]);
 }
 
 Test(udp, call_full_batch, .timeout = 30)
@@ -192,9 +330,16 @@ Test(udp, call_full_batch, .timeout = 30)
 	make_requests(requests, NETIO_BATCH_MAX, 500);
 	cr_assert_eq(netio_client_call(client, requests, NETIO_BATCH_MAX, results, 1000, 3), 0);
 	assert_echoed(requests, results, NETIO_BATCH_MAX);
-	cr_assert_eq(atomic_load(&server.received), 1, "128 requests are one datagram");
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 1, "128 requests are one datagram");
+	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	cr_assert_eq(server.copies[1], 1 + stats.retransmits, "every copy is sequence 1");
+	cr_assert_eq(server.copies[2], 0);
+	fprintf(stderr, "udp call_full_batch: %u requests, 1 datagram, %" PRIu64 " retransmits\n",
+		NETIO_BATCH_MAX, stats.retransmits);
 }
 
 Test(udp, call_many_datagrams, .timeout = 60)
@@ -202,55 +347,86 @@ Test(udp, call_many_datagrams, .timeout = 60)
 	struct echo_server server = {0};
 	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
-	for (uint32_t round = 0; round < 20; round++) {
+	uint64_t total = 0;
+	enum { ROUNDS = 20 };
+	for (uint32_t round = 0; round < ROUNDS; round++) {
 		uint32_t count = round == 0 ? NETIO_CLIENT_REQUESTS_MAX : 1 + round * 97;
 		make_requests(requests, count, 1 + round * 10000);
 		cr_assert_eq(netio_client_call(client, requests, count, results, 2000, 5), 0);
 		assert_echoed(requests, results, count);
+		total += count;
 	}
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	/* Not an exact count of copies: with a small receive buffer the kernel
+	 * may drop some of 32 back-to-back datagrams, which the retries cover. */
+	cr_assert_eq(server.copies_differing, 0, "a retransmission differs from the first");
+	cr_assert_eq(server.untracked, 0);
+	fprintf(stderr, "udp call_many_datagrams: %d calls, %" PRIu64 " requests echoed and checked "
+		"in %" PRIu64 " datagrams, %" PRIu64 " retransmits\n", ROUNDS, total,
+		stats.datagrams_sent, stats.retransmits);
 }
 
 Test(udp, retransmit_same_bytes_after_drop, .timeout = 30)
 {
-	struct echo_server server = {.drop_first = 1};
+	/* The first copy of the datagram is not answered: only a retransmission
+	 * can be, and every copy the server sees must be the first, byte for
+	 * byte. How many retransmissions a slow machine needs does not matter:
+	 * the server must have seen exactly 1 + retransmits copies. */
+	struct echo_server server = {.drop_copies = 1};
 	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
 	make_requests(requests, 3, 42);
 	cr_assert_eq(netio_client_call(client, requests, 3, results, 300, 3), 0);
 	assert_echoed(requests, results, 3);
-	/* Not exact counts: a slow machine may retransmit once more. */
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
-	cr_assert_geq(stats.retransmits, 1);
-	cr_assert_geq(atomic_load(&server.received), 2);
+	cr_assert_eq(stats.datagrams_sent, 1);
+	cr_assert_geq(stats.retransmits, 1, "the dropped datagram was sent again");
+	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	cr_assert_eq(server.copies[1], 1 + stats.retransmits);
+	fprintf(stderr, "udp retransmit_same_bytes_after_drop: 1 datagram of 3 requests, first copy "
+		"dropped, %" PRIu64 " retransmits, %u copies compared byte for byte\n",
+		stats.retransmits, server.copies[1]);
 }
 
 Test(udp, retransmit_only_unanswered_datagrams, .timeout = 30)
 {
-	/* 3 datagrams; the first one sent is dropped: only it is sent again. */
-	struct echo_server server = {.drop_first = 1};
-	echo_start(&server);
+	/* 300 requests: datagrams 1, 2, 3 (128, 128, 44 requests). The answers
+	 * to 2 and 3 wait in the client's socket before the call starts; the
+	 * server answers no first copy. So at the first timeout exactly
+	 * datagram 1 is unanswered, and it alone may be sent again. */
+	struct echo_server server = {.drop_copies = 1};
+	echo_open(&server);
 	struct netio_client *client = connect_to(&server);
 	make_requests(requests, 300, 1000);
-	cr_assert_eq(netio_client_call(client, requests, 300, results, 500, 3), 0);
+	echo_answer_ahead(&server, client, 2, requests + NETIO_BATCH_MAX, NETIO_BATCH_MAX);
+	echo_answer_ahead(&server, client, 3, requests + 2 * NETIO_BATCH_MAX,
+			  300 - 2 * NETIO_BATCH_MAX);
+	echo_run(&server);
+	cr_assert_eq(netio_client_call(client, requests, 300, results, 300, 3), 0);
 	assert_echoed(requests, results, 300);
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
 	cr_assert_eq(stats.datagrams_sent, 3);
-	/* Resending all three would make it >= 3 after one timeout. */
-	cr_assert_geq(stats.retransmits, 1);
-	cr_assert_lt(stats.retransmits, 3);
+	cr_assert_geq(stats.retransmits, 1, "datagram 1 was sent again");
+	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	cr_assert_eq(server.copies[1], 1 + stats.retransmits, "only datagram 1 was sent again");
+	cr_assert_eq(server.copies[2], 1, "answered datagram 2 was never sent again");
+	cr_assert_eq(server.copies[3], 1, "answered datagram 3 was never sent again");
+	fprintf(stderr, "udp retransmit_only_unanswered_datagrams: 300 requests in 3 datagrams, 2 "
+		"answered ahead, %" PRIu64 " retransmits, all of datagram 1\n", stats.retransmits);
 }
 
 Test(udp, timeout_after_retries, .timeout = 30)
 {
-	struct echo_server server = {.drop_first = UINT32_MAX};
+	struct echo_server server = {.drop_copies = UINT32_MAX};
 	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
 	make_requests(requests, 2, 7);
@@ -261,10 +437,14 @@ Test(udp, timeout_after_retries, .timeout = 30)
 	}
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
-	cr_assert_eq(stats.retransmits, 2);
-	cr_assert_geq(atomic_load(&server.received), 1);
+	cr_assert_eq(stats.datagrams_sent, 1);
+	cr_assert_eq(stats.retransmits, 2, "one retransmission per retry, then the call gives up");
+	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
+	cr_assert_eq(server.copies[1], 3);
+	fprintf(stderr, "udp timeout_after_retries: 1 datagram never answered, 2 retries, "
+		"3 identical copies received\n");
 }
 
 Test(udp, split_replies_matched_by_id, .timeout = 30)
