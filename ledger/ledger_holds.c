@@ -238,9 +238,9 @@ uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op)
 		return LEDGER_AMOUNT_OVERFLOW;
 
 	assert(payer->held >= hold->amount);
+	assert(captured > 0 && captured <= hold->amount);
 	payer->held -= hold->amount;
-	payer->balance -= (int64_t)captured;
-	ledger_post_credit(ledger, op, payee, hold->currency, captured);
+	ledger_move(ledger, op, payer, payee, hold->currency, captured);
 	ledger_hold_mark(ledger, hold->id, LEDGER_TRANSFER_CAPTURED, captured);
 	op->remember.other_id = hold->other_id;
 	op->remember.amount = captured;

@@ -425,6 +425,36 @@ static inline void ledger_post_credit(struct ledger *ledger, struct ledger_op *o
 	}
 }
 
+/* Every transfer's money moves here: amount leaves payer and reaches payee
+ * (or transit, for a payee on another shard), exactly, and the sum of the
+ * two sides is unchanged (double entry, DESIGN.md rule 2). The caller has
+ * checked the amount and both overflows; these assertions say so again. */
+static inline void ledger_move(struct ledger *ledger, struct ledger_op *op,
+			       struct ledger_account *payer, struct ledger_account *payee,
+			       uint16_t currency, uint64_t amount)
+{
+	assert(amount > 0);
+	assert(amount <= (uint64_t)INT64_MAX);
+	assert(payer != NULL);
+	assert(payer != payee);
+	assert(payer->currency == currency);
+	assert(payee == NULL || payee->currency == currency);
+	int slot = ledger_currency_slot(ledger, currency);
+	assert(slot >= 0);
+	__int128 before = (__int128)payer->balance +
+			  (payee != NULL ? (__int128)payee->balance : ledger->currencies[slot].transit);
+	int64_t payer_before = payer->balance;
+	payer->balance -= (int64_t)amount; /* overflow checked by the caller */
+	ledger_post_credit(ledger, op, payee, currency, amount);
+	__int128 after = (__int128)payer->balance +
+			 (payee != NULL ? (__int128)payee->balance : ledger->currencies[slot].transit);
+	assert(payer_before - payer->balance == (int64_t)amount);
+	assert(before == after);
+	(void)payer_before;
+	(void)before;
+	(void)after;
+}
+
 static inline bool ledger_credit_overflows(const struct ledger_account *payee, uint64_t amount)
 {
 	int64_t sum;

@@ -37,10 +37,9 @@ uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op)
 	if (ledger_debit_overflows(payer, amount) || ledger_credit_overflows(payee, amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 
-	payer->balance -= (int64_t)amount;
+	ledger_move(ledger, op, payer, payee, request->currency, amount);
 	if (!deposit)
 		ledger_spend(ledger, payer, amount);
-	ledger_post_credit(ledger, op, payee, request->currency, amount);
 	return LEDGER_OK;
 }
 
@@ -97,9 +96,9 @@ uint16_t ledger_op_refund(struct ledger *ledger, struct ledger_op *op)
 	if (ledger_debit_overflows(merchant, amount) || ledger_credit_overflows(customer, amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 
-	merchant->balance -= (int64_t)amount;
-	ledger_post_credit(ledger, op, customer, request->currency, amount);
+	ledger_move(ledger, op, merchant, customer, request->currency, amount);
 	original->amount_done += amount;
+	assert(original->amount_done <= original->amount);
 	op->result->amount = original->amount_done;
 	return LEDGER_OK;
 }
@@ -120,8 +119,11 @@ static uint16_t ledger_credit_decide(struct ledger *ledger, struct ledger_op *op
 	assert(payee != NULL);
 	if (ledger_credit_overflows(payee, request->amount))
 		return LEDGER_AMOUNT_OVERFLOW;
+	int64_t before = payee->balance;
 	payee->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
+	assert(payee->balance - before == (int64_t)request->amount); /* out of transit, exactly */
+	(void)before;
 	return LEDGER_OK;
 }
 
@@ -241,6 +243,7 @@ uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 	payer->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
 	assert(payer->balance - before == (int64_t)request->amount);
+	(void)before;
 	if (ledger_return_matches(original, request)) {
 		ledger_return_undo(ledger, original, request);
 		ledger_return_unspend(ledger, payer, original);
