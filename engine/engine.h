@@ -66,7 +66,8 @@ struct engine_message {
 	uint64_t amount;    /* the payer's result amount (REFUND: refunded so far) */
 	uint16_t worker;    /* netio worker that owes the client a reply, or ENGINE_NO_REPLY */
 	uint16_t type;      /* enum engine_message_type */
-	uint32_t slot;      /* the worker's reply slot */
+	uint32_t slot;      /* the worker's ticket: reply slot << 8 | the request's index
+	                     * in its datagram (worker.h); shards hand it back untouched */
 };
 _Static_assert(sizeof(struct engine_message) == 96, "ring element size");
 

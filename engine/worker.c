@@ -3,10 +3,12 @@
  *
  * Receives bursts of datagrams, validates them with the codec, routes each
  * request to the ring of the shard that owns its debit account, and keeps one
- * reply slot per datagram. Shards answer into the worker's reply rings; when
- * every request of a datagram has its result, the worker sends one reply
- * datagram. A full ring or slot table is answered BUSY on the spot: nothing is
- * dropped silently.
+ * reply slot per datagram. Shards answer into the worker's reply rings; each
+ * result goes to its request's position in the slot (the ticket a request
+ * carries names both), and when every request of a datagram has its result
+ * the worker sends one reply datagram, in request order (PROTOCOL.md). A full
+ * ring or slot table is answered BUSY on the spot: nothing is dropped
+ * silently.
  */
 #include "worker.h"
 
@@ -89,12 +91,22 @@ static void slot_reply(struct engine_worker *worker, uint32_t index)
 	slot_free(worker, index);
 }
 
-static void slot_answer(struct engine_worker *worker, uint32_t index,
+/* Stores the result of the request a ticket names at its position, and
+ * replies once the slot has all of them. */
+static void slot_answer(struct engine_worker *worker, uint32_t ticket,
 			const struct ledger_result *result)
 {
+	uint32_t index = engine_ticket_slot(ticket);
+	uint32_t position = engine_ticket_position(ticket);
+	assert(index < worker->slot_capacity);
 	struct engine_slot *slot = &worker->slots[index];
 	assert(slot->expected > 0 && slot->answered < slot->expected);
-	slot->results[slot->answered++] = *result;
+	assert(position < slot->expected);
+	uint64_t bit = 1ull << (position % 64);
+	assert((slot->answered_mask[position / 64] & bit) == 0 && "one result per request");
+	slot->answered_mask[position / 64] |= bit;
+	slot->results[position] = *result;
+	slot->answered++;
 	if (slot->answered == slot->expected)
 		slot_reply(worker, index);
 }
@@ -120,7 +132,7 @@ static void stage_flush(struct engine_worker *worker, uint32_t shard)
 	stage->count = 0;
 }
 
-static void stage_request(struct engine_worker *worker, uint32_t slot,
+static void stage_request(struct engine_worker *worker, uint32_t ticket,
 			  const struct ledger_request *request)
 {
 	struct engine *engine = worker->engine;
@@ -130,10 +142,10 @@ static void stage_request(struct engine_worker *worker, uint32_t slot,
 		stage_flush(worker, shard);
 	struct engine_message *message = &stage->messages[stage->count++];
 	message->request = *request;
-	message->received_us = worker->slots[slot].received_us;
+	message->received_us = worker->slots[engine_ticket_slot(ticket)].received_us;
 	message->worker = (uint16_t)worker->index;
 	message->type = ENGINE_MESSAGE_REQUEST;
-	message->slot = slot;
+	message->slot = ticket;
 }
 
 /* Answers a datagram whose framing the codec refused. */
@@ -201,8 +213,10 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 	slot->peer = datagram->peer;
 	slot->client_id = view.header.client_id;
 	slot->sequence = view.header.sequence;
+	assert(view.count <= NETIO_BATCH_MAX);
 	slot->expected = (uint16_t)view.count;
 	slot->answered = 0;
+	memset(slot->answered_mask, 0, sizeof(slot->answered_mask));
 	slot->received_us = engine_monotonic_us();
 	metrics_add(&worker->stats.requests, view.count);
 	for (uint32_t i = 0; i < view.count; i++) {
@@ -211,10 +225,10 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 			struct ledger_result refused;
 			netio_result_refuse(request, LEDGER_FORMAT_ERROR, &refused);
 			metrics_add(&worker->stats.format_errors, 1);
-			slot_answer(worker, index, &refused);
+			slot_answer(worker, engine_ticket(index, i), &refused);
 			continue;
 		}
-		stage_request(worker, index, request);
+		stage_request(worker, engine_ticket(index, i), request);
 	}
 }
 

@@ -16,6 +16,31 @@ _Static_assert(NETIO_REJECT_COUNT_KINDS <= ENGINE_REJECT_KINDS, "reject counters
 /* Results a slot holds inline: a terminal's datagram carries one request. */
 #define ENGINE_SLOT_INLINE 4u
 
+/* A request's ticket: which reply slot owes its result and where in the
+ * slot's results it goes (its index in the datagram). The worker puts it in
+ * engine_message.slot; shards hand it back untouched in engine_reply.slot, so
+ * results land in request order at no cost beyond a shift and a mask. */
+#define ENGINE_TICKET_POSITION_BITS 8u
+#define ENGINE_TICKET_SLOTS_MAX (1u << (32u - ENGINE_TICKET_POSITION_BITS))
+_Static_assert(NETIO_BATCH_MAX <= (1u << ENGINE_TICKET_POSITION_BITS), "position fits a ticket");
+_Static_assert(NETIO_BATCH_MAX % 64 == 0, "answered_mask covers every position");
+
+static inline uint32_t engine_ticket(uint32_t slot, uint32_t position)
+{
+	assert(slot < ENGINE_TICKET_SLOTS_MAX && position < NETIO_BATCH_MAX);
+	return slot << ENGINE_TICKET_POSITION_BITS | position;
+}
+
+static inline uint32_t engine_ticket_slot(uint32_t ticket)
+{
+	return ticket >> ENGINE_TICKET_POSITION_BITS;
+}
+
+static inline uint32_t engine_ticket_position(uint32_t ticket)
+{
+	return ticket & ((1u << ENGINE_TICKET_POSITION_BITS) - 1u);
+}
+
 /* One received datagram waiting for its results. Datagrams of up to
  * ENGINE_SLOT_INLINE requests keep their results inline; bigger ones borrow a
  * NETIO_BATCH_MAX buffer from the worker's pool, so many small datagrams can be
@@ -26,7 +51,11 @@ struct engine_slot {
 	uint64_t client_id;
 	uint64_t sequence;
 	uint64_t received_us;     /* monotonic */
-	struct ledger_result *results; /* inline or a pool buffer */
+	struct ledger_result *results; /* inline or a pool buffer; results[i]
+	                               * answers request i of the datagram */
+	uint64_t answered_mask[NETIO_BATCH_MAX / 64]; /* positions answered, so
+	                               * that a second answer to one request
+	                               * crashes instead of hiding a missing one */
 	uint16_t expected;        /* requests in the datagram; 0 = free */
 	uint16_t answered;
 	uint32_t next_free;

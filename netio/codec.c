@@ -58,6 +58,15 @@ static size_t element_size(uint8_t type)
 	return type == NETIO_TYPE_REQUEST ? NETIO_REQUEST_SIZE : NETIO_RESULT_SIZE;
 }
 
+/* Whether the payload may be requests, so that a refusal echoes the first
+ * request's id: REQUEST, and any type the switch does not know (a whole
+ * request may still follow, and every other rule echoes it, PROTOCOL.md).
+ * REPLY and ERROR carry results and are never answered. */
+static bool may_carry_requests(uint8_t type)
+{
+	return type != NETIO_TYPE_REPLY && type != NETIO_TYPE_ERROR;
+}
+
 /* The checks in the order PROTOCOL.md lists them: the first that fails names
  * the reason. Magic before version, so that a stray packet of another
  * protocol is a format error and not a version error. */
@@ -77,7 +86,7 @@ uint16_t netio_decode(const void *buffer, size_t length, struct netio_view *view
 		return refuse(view, NETIO_REJECT_MAGIC);
 	/* From here the header is ours: echo its ids in any error reply. */
 	view->header = header;
-	if (length >= NETIO_HEADER_SIZE + NETIO_REQUEST_SIZE && header.type == NETIO_TYPE_REQUEST)
+	if (length >= NETIO_HEADER_SIZE + NETIO_REQUEST_SIZE && may_carry_requests(header.type))
 		memcpy(&view->first_request_id, (const uint8_t *)buffer + NETIO_HEADER_SIZE,
 		       sizeof(uint64_t));
 	if (length > NETIO_DATAGRAM_MAX)

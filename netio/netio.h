@@ -90,9 +90,12 @@ struct netio_view {
 	uint32_t count;                           /* elements; 0 when refused */
 	const struct ledger_request *requests;    /* REQUEST: into the buffer; else NULL */
 	const struct ledger_result *results;      /* REPLY / ERROR: into the buffer; else NULL */
-	uint64_t first_request_id;                /* id of the first request when one
+	uint64_t first_request_id;                /* id of the first request when the
+	                                           * magic matched, the type is not REPLY
+	                                           * or ERROR (REQUEST or unknown) and one
 	                                           * whole request is present, else 0
-	                                           * (used to answer a refused datagram) */
+	                                           * (used to answer a refused datagram,
+	                                           * whatever rule refused it) */
 	enum netio_reject reject;                 /* NETIO_REJECT_NONE when valid */
 };
 
@@ -227,9 +230,10 @@ struct netio_reply {
 /*
  * Receives up to max (<= NETIO_BURST_MAX) reply datagrams for this client
  * into replies[], waiting up to timeout_ms when none is ready (0: no wait,
- * -1: forever). A request datagram may be answered by several REPLY
- * datagrams with the same sequence (one per shard); the caller counts
- * results. Returns the number of replies (0 on timeout, or when only
+ * -1: forever). The switch answers a request datagram with one REPLY whose
+ * results follow request order, but PROTOCOL.md lets an answer be split over
+ * several REPLY datagrams with the same sequence (each in request order); the
+ * caller counts results and matches them by id. Returns the number of replies (0 on timeout, or when only
  * datagrams that are not replies to this client arrived), or -errno.
  * Ownership: results stay valid until the next poll or call on this client.
  */

@@ -50,6 +50,16 @@ static void expect(size_t length, uint16_t code, enum netio_reject reject, bool 
 	cr_assert_eq(reply.results[0].code, code);
 	cr_assert_eq(reply.header.client_id, echoes_ids ? 0xc11e : 0);
 	cr_assert_eq(reply.header.sequence, echoes_ids ? 0x5e9 : 0);
+	/* PROTOCOL.md: the id of the first request when one whole request could
+	 * be read (valid_datagram's first id is 11), else 0, whatever the rule. */
+	bool whole_request = echoes_ids && length >= NETIO_HEADER_SIZE + NETIO_REQUEST_SIZE;
+	cr_assert_eq(reply.results[0].id, whole_request ? 11 : 0, "%s, length %zu: id %llu",
+		     netio_reject_name(reject), length,
+		     (unsigned long long)reply.results[0].id);
+	cr_assert_eq(reply.results[0].balance, 0);
+	cr_assert_eq(reply.results[0].amount, 0);
+	cr_assert_eq(reply.results[0].sequence, 0);
+	cr_assert_eq(reply.results[0].flags, 0);
 }
 
 Test(validation, valid_one_and_max)
@@ -116,6 +126,31 @@ Test(validation, bad_type)
 		header()->type = types[i];
 		expect(length, LEDGER_FORMAT_ERROR, NETIO_REJECT_TYPE, true);
 	}
+}
+
+/* Issue 14, defect 8: an unknown type carrying a whole request was answered
+ * with id 0, where every other rule echoes the first request's id. */
+Test(validation, unknown_type_echoes_first_request_id)
+{
+	size_t length = valid_datagram(3);
+	header()->type = 7;
+	struct netio_view view;
+	cr_assert_eq(netio_decode(buffer, length, &view), LEDGER_FORMAT_ERROR);
+	cr_assert_eq(view.reject, NETIO_REJECT_TYPE);
+	cr_assert_eq(view.first_request_id, 11);
+	cr_assert_eq(netio_encode_refusal(&view, LEDGER_FORMAT_ERROR, answer, sizeof(answer)),
+		     NETIO_ERROR_SIZE);
+	cr_assert_eq(netio_decode(answer, NETIO_ERROR_SIZE, &view), LEDGER_OK);
+	cr_assert_eq(view.results[0].id, 11);
+	/* Combined with a later rule, or a future version, the same id. */
+	header()->reserved1 = 1;
+	expect(length, LEDGER_FORMAT_ERROR, NETIO_REJECT_TYPE, true);
+	header()->version = 2;
+	expect(length, LEDGER_WRONG_VERSION, NETIO_REJECT_VERSION, true);
+	/* Less than one whole request after the header: 0. */
+	header()->version = NETIO_VERSION;
+	expect(NETIO_HEADER_SIZE + NETIO_REQUEST_SIZE - 1, LEDGER_FORMAT_ERROR,
+	       NETIO_REJECT_TYPE, true);
 }
 
 Test(validation, reserved_non_zero)
