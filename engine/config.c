@@ -175,9 +175,11 @@ static int set_text(struct engine_config *config, const char *key, const char *v
 		    char *error, size_t error_size)
 {
 	if (!strcmp(key, "data-dir")) {
-		if (strlen(value) == 0 || strlen(value) >= sizeof(config->data_dir))
-			return fail(error, error_size, "data-dir: '%s' is empty or too long", value);
-		snprintf(config->data_dir, sizeof(config->data_dir), "%s", value);
+		struct journal_error checked = { 0 };
+		if (journal_data_dir_check(value, &checked) != 0)
+			return fail(error, error_size, "data-dir: %s", checked.text);
+		_Static_assert(sizeof(config->data_dir) == JOURNAL_DATA_DIR_BYTES_MAX + 1, "fits");
+		memcpy(config->data_dir, value, strlen(value) + 1);
 		return 0;
 	}
 	if (!strcmp(key, "listen")) {
@@ -194,7 +196,10 @@ static int set_text(struct engine_config *config, const char *key, const char *v
 		return 0;
 	}
 	if (!strcmp(key, "dpdk-args")) {
-		snprintf(config->dpdk_args, sizeof(config->dpdk_args), "%s", value);
+		if (strlen(value) >= sizeof(config->dpdk_args))
+			return fail(error, error_size, "dpdk-args: %zu bytes, longer than %zu",
+				    strlen(value), sizeof(config->dpdk_args) - 1);
+		memcpy(config->dpdk_args, value, strlen(value) + 1);
 		return 0;
 	}
 	return 1;
@@ -249,6 +254,27 @@ static char *trim(char *text)
 	return text;
 }
 
+/* One line of a config file (modified in place): blank, a comment, or a
+ * `key = value` setting. */
+static int config_line(struct engine_config *config, char *line, const char *path,
+		       unsigned line_number, char *error, size_t error_size)
+{
+	char *hash = strchr(line, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	char *text = trim(line);
+	if (*text == '\0')
+		return 0;
+	char *equals = strchr(text, '=');
+	if (equals == NULL)
+		return fail(error, error_size, "%s:%u: expected 'key = value'", path, line_number);
+	*equals = '\0';
+	char reason[512];
+	if (engine_config_set(config, trim(text), trim(equals + 1), reason, sizeof(reason)) != 0)
+		return fail(error, error_size, "%s:%u: %s", path, line_number, reason);
+	return 0;
+}
+
 int engine_config_load_file(struct engine_config *config, const char *path, char *error,
 			    size_t error_size)
 {
@@ -258,28 +284,30 @@ int engine_config_load_file(struct engine_config *config, const char *path, char
 		snprintf(error, error_size, "%s: %s", path, strerror(errno));
 		return code;
 	}
-	char line[2048];
+	/* getline reads a line whole, so a '#' comment stays one comment however
+	 * long it is: no tail of it is ever parsed as a setting. */
+	char *line = NULL;
+	size_t capacity = 0;
+	ssize_t length;
 	unsigned line_number = 0;
 	int result = 0;
-	while (result == 0 && fgets(line, sizeof(line), file) != NULL) {
+	while (result == 0 && (length = getline(&line, &capacity, file)) >= 0) {
 		line_number++;
-		char *hash = strchr(line, '#');
-		if (hash != NULL)
-			*hash = '\0';
-		char *text = trim(line);
-		if (*text == '\0')
-			continue;
-		char *equals = strchr(text, '=');
-		if (equals == NULL) {
-			result = fail(error, error_size, "%s:%u: expected 'key = value'", path,
+		size_t content = (size_t)length - (length > 0 && line[length - 1] == '\n');
+		if (content > ENGINE_CONFIG_LINE_BYTES_MAX) {
+			fail(error, error_size, "%s:%u: line of %zu bytes, longer than the limit of %u",
+			     path, line_number, content, ENGINE_CONFIG_LINE_BYTES_MAX);
+			result = -E2BIG;
+		} else if (memchr(line, '\0', (size_t)length) != NULL) {
+			result = fail(error, error_size, "%s:%u: a NUL byte in the line", path,
 				      line_number);
-			break;
+		} else {
+			result = config_line(config, line, path, line_number, error, error_size);
 		}
-		*equals = '\0';
-		char reason[512];
-		if (engine_config_set(config, trim(text), trim(equals + 1), reason, sizeof(reason)) != 0)
-			result = fail(error, error_size, "%s:%u: %s", path, line_number, reason);
 	}
+	if (result == 0 && ferror(file))
+		result = fail(error, error_size, "%s: read error after line %u", path, line_number);
+	free(line);
 	fclose(file);
 	return result;
 }

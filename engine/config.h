@@ -12,7 +12,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "journal.h"
+
 #define ENGINE_SHARDS_MAX 16
+/* A config file line, its newline excluded: the longest setting (dpdk-args,
+ * 1023 bytes) with room for its key and a comment. A longer line is refused
+ * with file:line rather than read in parts or accepted whole: it is not a
+ * config line someone meant to write (a missing newline, a binary file). */
+#define ENGINE_CONFIG_LINE_BYTES_MAX 4096u
 #define ENGINE_WORKERS_MAX 16
 #define ENGINE_CPUS_MAX 64
 
@@ -27,7 +34,7 @@ enum engine_transport_kind {
 };
 
 struct engine_config {
-	char data_dir[512];
+	char data_dir[JOURNAL_DATA_DIR_BYTES_MAX + 1]; /* the one path limit: journal.h */
 	char listen_host[128];       /* native protocol, UDP */
 	uint16_t listen_port;
 	char metrics_host[128];      /* Prometheus text over HTTP; port 0 disables */
@@ -62,8 +69,9 @@ void engine_config_default(struct engine_config *config);
 int engine_config_set(struct engine_config *config, const char *key, const char *value,
 		      char *error, size_t error_size);
 
-/* Reads `key = value` lines ('#' comments) from a file. Returns 0 or -errno /
- * -EINVAL with the file name and line in `error`. */
+/* Reads `key = value` lines ('#' comments) from a file, each line whole and
+ * at most ENGINE_CONFIG_LINE_BYTES_MAX bytes. Returns 0 or -errno / -EINVAL
+ * (-E2BIG for a longer line) with the file name and line in `error`. */
 int engine_config_load_file(struct engine_config *config, const char *path,
 			    char *error, size_t error_size);
 

@@ -15,6 +15,13 @@
 
 static const char *const kind_names[DIRECTORY_KIND_COUNT] = { "pan", "merchant", "terminal" };
 
+/* A directory line, its newline excluded. An entry takes at most 58 bytes
+ * ("merchant" + a 28-byte key + a 20-digit account); the rest is room for a
+ * comment. A longer line is refused with file:line rather than read in
+ * parts (where the tail of a comment became an entry) or accepted whole: a
+ * line this long is not an entry someone meant to write. */
+#define DIRECTORY_LINE_BYTES_MAX 1024u
+
 struct entry {
 	uint64_t account;
 	uint8_t kind;
@@ -160,6 +167,57 @@ static uint64_t count_lines(FILE *file)
 	return lines;
 }
 
+/* One line read whole (getline): checked against the limit, parsed, inserted.
+ * Returns 0 or -1 with "directory FILE:LINE: reason" in `error`. */
+static int directory_line(struct directory *directory, char *text, size_t length,
+			  const char *path, uint64_t number, char *error, size_t error_size)
+{
+	unsigned long long at = (unsigned long long)number;
+	size_t content = length - (length > 0 && text[length - 1] == '\n');
+	if (content > DIRECTORY_LINE_BYTES_MAX) {
+		snprintf(error, error_size, "directory %s:%llu: line of %zu bytes, longer than the"
+			 " limit of %u", path, at, content, DIRECTORY_LINE_BYTES_MAX);
+		return -1;
+	}
+	if (memchr(text, '\0', length) != NULL) {
+		snprintf(error, error_size, "directory %s:%llu: a NUL byte in the line", path, at);
+		return -1;
+	}
+	struct line line;
+	const char *reason = "";
+	if (parse_line(text, &line, &reason) != 0) {
+		snprintf(error, error_size, "directory %s:%llu: %s", path, at, reason);
+		return -1;
+	}
+	int inserted = line.kind < 0 ? 0 : directory_insert(directory, &line);
+	if (inserted != 0)
+		/* The table has a slot per newline + 1, one per line read whole:
+		 * -ENOSPC would mean the file changed under us. */
+		snprintf(error, error_size, "directory %s:%llu: %s %s %s", path, at,
+			 kind_names[line.kind], line.key,
+			 inserted == -EEXIST ? "appears twice" : "does not fit the table");
+	return inserted == 0 ? 0 : -1;
+}
+
+static int directory_read_lines(struct directory *directory, FILE *file, const char *path,
+				char *error, size_t error_size)
+{
+	char *text = NULL;
+	size_t capacity = 0;
+	ssize_t length;
+	int result = 0;
+	for (uint64_t number = 1; result == 0 && (length = getline(&text, &capacity, file)) >= 0;
+	     number++)
+		result = directory_line(directory, text, (size_t)length, path, number, error,
+					error_size);
+	if (result == 0 && ferror(file)) {
+		snprintf(error, error_size, "directory %s: read error", path);
+		result = -1;
+	}
+	free(text);
+	return result;
+}
+
 struct directory *directory_load(const char *path, char *error, size_t error_size)
 {
 	FILE *file = fopen(path, "r");
@@ -187,21 +245,8 @@ struct directory *directory_load(const char *path, char *error, size_t error_siz
 		snprintf(error, error_size, "directory %s: out of memory", path);
 		goto fail;
 	}
-	char text[512];
-	for (uint64_t number = 1; fgets(text, sizeof(text), file) != NULL; number++) {
-		struct line line;
-		const char *reason = "";
-		if (parse_line(text, &line, &reason) != 0) {
-			snprintf(error, error_size, "directory %s line %llu: %s", path,
-				 (unsigned long long)number, reason);
-			goto fail;
-		}
-		if (line.kind >= 0 && directory_insert(directory, &line) != 0) {
-			snprintf(error, error_size, "directory %s line %llu: %s %s appears twice",
-				 path, (unsigned long long)number, kind_names[line.kind], line.key);
-			goto fail;
-		}
-	}
+	if (directory_read_lines(directory, file, path, error, error_size) != 0)
+		goto fail;
 	fclose(file);
 	return directory;
 fail:
@@ -250,8 +295,11 @@ static char *read_all(const char *path, bool missing_ok)
 /* Writes text to path through path.tmp: write, fsync, rename, fsync dir. */
 static int replace_file(const char *path, const char *text)
 {
-	char temp[4200];
-	snprintf(temp, sizeof(temp), "%s.tmp.%d", path, (int)getpid());
+	/* The program's one path limit (journal.h) holds here too. */
+	char temp[JOURNAL_PATH_MAX];
+	int named = snprintf(temp, sizeof(temp), "%s.tmp.%d", path, (int)getpid());
+	if (named < 0 || (size_t)named >= sizeof(temp))
+		return -ENAMETOOLONG;
 	int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
@@ -266,8 +314,8 @@ static int replace_file(const char *path, const char *text)
 		unlink(temp);
 		return error;
 	}
-	char dir[4200];
-	snprintf(dir, sizeof(dir), "%s", path);
+	char dir[JOURNAL_PATH_MAX];
+	memcpy(dir, path, strlen(path) + 1); /* shorter than temp */
 	char *slash = strrchr(dir, '/');
 	if (slash)
 		*slash = '\0';
@@ -292,11 +340,17 @@ static char *without_entry(const char *text, int kind, const char *key, bool *fo
 	for (const char *line = text; *line;) {
 		const char *end = strchr(line, '\n');
 		size_t size = end ? (size_t)(end - line) + 1 : strlen(line);
-		char copy[512];
+		/* A line longer than the limit (newline included) is never an entry:
+		 * kept as it is, never parsed in part. */
+		char copy[DIRECTORY_LINE_BYTES_MAX + 2];
 		struct line parsed = { .kind = -1 };
 		const char *reason;
-		snprintf(copy, sizeof(copy), "%.*s", (int)(size < 511 ? size : 511), line);
-		bool match = parse_line(copy, &parsed, &reason) == 0 && parsed.kind == kind &&
+		bool fits = size < sizeof(copy);
+		if (fits) {
+			memcpy(copy, line, size);
+			copy[size] = '\0';
+		}
+		bool match = fits && parse_line(copy, &parsed, &reason) == 0 && parsed.kind == kind &&
 			     strcmp(parsed.key, key) == 0;
 		if (match)
 			*found = true;

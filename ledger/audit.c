@@ -339,6 +339,7 @@ static int audit_shard(struct audit *audit, uint32_t shard)
 	struct ledger_config config;
 	journal_meta_shard_config(&audit->meta, shard, &config);
 	audit->shard = shard;
+	journal_audit_files(audit->dir, shard, audit->report, audit->options->json ? NULL : audit->out);
 	audit->snapshot_pending = false;
 	audit->approved.count = 0;
 	if (audit->approved.entries != NULL)

@@ -48,7 +48,19 @@
 #define JOURNAL_PREALLOCATE_BYTES_DEFAULT (8u << 20) /* zeros kept ahead of appends */
 #define JOURNAL_PREALLOCATE_BYTES_MAX (1u << 30)
 #define JOURNAL_PREALLOCATE_CHUNK_BYTES (4u << 20)   /* one zero-fill write */
-#define JOURNAL_ERROR_TEXT_BYTES 512u
+/* One path limit for the whole program: every path built under a data dir
+ * fits in JOURNAL_PATH_MAX bytes, the terminating NUL included (as POSIX
+ * PATH_MAX). The longest name appended to a data dir is a snapshot's temp
+ * file, "/shard-1023/snapshot-18446744073709551615.snap.tmp" (50 bytes), so a
+ * data dir of at most JOURNAL_DATA_DIR_BYTES_MAX bytes holds every file the
+ * program writes; format, start and audit refuse a longer one
+ * (journal_data_dir_check()). 512 is ample for a data dir (461 bytes) and
+ * keeps path buffers and the sentences naming them small. */
+#define JOURNAL_PATH_MAX 512u
+#define JOURNAL_FILE_NAME_BYTES_MAX 50u
+#define JOURNAL_DATA_DIR_BYTES_MAX (JOURNAL_PATH_MAX - 1u - JOURNAL_FILE_NAME_BYTES_MAX)
+/* A sentence: a whole path of JOURNAL_PATH_MAX and what went wrong. */
+#define JOURNAL_ERROR_TEXT_BYTES (JOURNAL_PATH_MAX + 512u)
 
 /* One journaled decision: 96 bytes on disk, little-endian (x86-64 layout). */
 struct journal_record {
@@ -97,6 +109,11 @@ int journal_format_dir(const char *dir, uint32_t shard_count,
 		       const struct ledger_config *config, struct journal_error *error);
 /* Reads and verifies DATA_DIR/payswitch.meta (checksum, version). */
 int journal_meta_read(const char *dir, struct journal_meta *meta, struct journal_error *error);
+/* 0 when a data dir named `dir` can hold every file the journal writes:
+ * strlen(dir) in 1..JOURNAL_DATA_DIR_BYTES_MAX. Else -ENAMETOOLONG (-EINVAL
+ * when empty) with a sentence naming the limit. journal_format_dir() and
+ * journal_meta_read() (so start and audit) call it first. Pure. */
+int journal_data_dir_check(const char *dir, struct journal_error *error);
 /* The ledger config of shard `shard` from a meta file. Pure. */
 void journal_meta_shard_config(const struct journal_meta *meta, uint32_t shard,
 			       struct ledger_config *config);
@@ -228,7 +245,7 @@ struct journal_position {
 	uint32_t segment_index;
 	uint64_t offset;           /* byte offset inside the segment file */
 	uint64_t block_index;      /* shard-wide block number, from 0 */
-	char path[256];            /* the segment file */
+	char path[JOURNAL_PATH_MAX]; /* the segment file */
 };
 
 enum journal_reader_flags {
@@ -357,6 +374,16 @@ struct journal_audit_report {
  * capacity at a time. */
 int journal_audit(const char *dir, const struct journal_audit_options *options,
 		  struct journal_audit_report *report);
+
+/* Part of the audit (journal_files.c): every name in DATA_DIR/shard-NNN must
+ * be a file the journal writes, journal-NNNNNNNN.seg or snapshot-SEQ.snap,
+ * spelled exactly as the writers spell it. A snapshot-SEQ.snap.tmp (a
+ * snapshot cut short by a crash) is noted on `out` (NULL: silent) and
+ * passes; any other name is a violation counted in *report, naming the file.
+ * An absent shard dir holds nothing to recognise. Returns the violations
+ * found (a directory that cannot be listed is one). */
+uint64_t journal_audit_files(const char *dir, uint32_t shard,
+			     struct journal_audit_report *report, FILE *out);
 
 /* `payswitch audit` command line: argv[0] = "audit", then DATA_DIR
  * [--account ID] [--json] | --help. Prints to stdout, errors to stderr.

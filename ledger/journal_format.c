@@ -197,15 +197,28 @@ bool journal_segment_header_valid(const uint8_t *block, uint32_t shard, uint32_t
 
 /* ------------------------------------------------------------------ paths */
 
-void journal_shard_dir(char *path, size_t size, const char *dir, uint32_t shard)
+int journal_path_format(char *path, size_t size, const char *format, ...)
 {
-	snprintf(path, size, "%s/shard-%03u", dir, shard);
+	assert(size > 0);
+	va_list args;
+	va_start(args, format);
+	int length = vsnprintf(path, size, format, args);
+	va_end(args);
+	if (length < 0 || (size_t)length >= size)
+		return -ENAMETOOLONG;
+	return 0;
 }
 
-void journal_segment_path(char *path, size_t size, const char *dir, uint32_t shard,
-			  uint32_t segment_index)
+int journal_shard_dir(char *path, size_t size, const char *dir, uint32_t shard)
 {
-	snprintf(path, size, "%s/shard-%03u/journal-%08u.seg", dir, shard, segment_index);
+	return journal_path_format(path, size, "%s/shard-%03u", dir, shard);
+}
+
+int journal_segment_path(char *path, size_t size, const char *dir, uint32_t shard,
+			 uint32_t segment_index)
+{
+	return journal_path_format(path, size, "%s/shard-%03u/journal-%08u.seg", dir, shard,
+				   segment_index);
 }
 
 static int compare_u32(const void *a, const void *b)
@@ -224,9 +237,10 @@ static int compare_u64_descending(const void *a, const void *b)
 static int list_numbered(const char *dir, uint32_t shard, const char *prefix, const char *suffix,
 			 uint64_t **values)
 {
-	char path[JOURNAL_PATH_BYTES];
-	journal_shard_dir(path, sizeof(path), dir, shard);
+	char path[JOURNAL_PATH_MAX];
 	*values = NULL;
+	if (journal_shard_dir(path, sizeof(path), dir, shard) != 0)
+		return -ENAMETOOLONG;
 	DIR *handle = opendir(path);
 	if (handle == NULL)
 		return errno == ENOENT ? 0 : -errno;
@@ -302,7 +316,7 @@ void journal_set_log(journal_log_fn log, void *context)
 
 void journal_log(const char *format, ...)
 {
-	char line[1024];
+	char line[JOURNAL_ERROR_TEXT_BYTES + 256];
 	va_list args;
 	va_start(args, format);
 	vsnprintf(line, sizeof(line), format, args);
@@ -471,10 +485,10 @@ uint64_t journal_tail_sequence(const char *dir, uint32_t shard)
 	int count = journal_segments_list(dir, shard, &indexes);
 	if (count <= 0)
 		return 0;
-	char path[JOURNAL_PATH_BYTES];
-	journal_segment_path(path, sizeof(path), dir, shard, indexes[count - 1]);
+	char path[JOURNAL_PATH_MAX];
+	int named = journal_segment_path(path, sizeof(path), dir, shard, indexes[count - 1]);
 	free(indexes);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = named == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0)
 		return 0;
 	struct stat status;

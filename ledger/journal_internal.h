@@ -15,7 +15,6 @@
 #define JOURNAL_GENESIS_HASH 0ull          /* previous_hash of the first block */
 #define JOURNAL_BLOCK_BODY_BYTES (JOURNAL_BLOCK_BYTES - JOURNAL_BLOCK_HEADER_BYTES)
 #define JOURNAL_GROUP_BLOCKS_MAX (JOURNAL_GROUP_BYTES_MAX / JOURNAL_BLOCK_BYTES)
-#define JOURNAL_PATH_BYTES 256u
 
 _Static_assert(JOURNAL_BLOCK_RECORDS * JOURNAL_RECORD_BYTES == JOURNAL_BLOCK_BODY_BYTES,
 	       "records fill a block exactly");
@@ -108,10 +107,15 @@ void journal_segment_header_make(struct journal_segment_header *header, uint32_t
 bool journal_segment_header_valid(const uint8_t *block, uint32_t shard, uint32_t segment_index,
 				  char *why, size_t why_bytes);
 
-/* Paths. */
-void journal_shard_dir(char *path, size_t size, const char *dir, uint32_t shard);
-void journal_segment_path(char *path, size_t size, const char *dir, uint32_t shard,
-			  uint32_t segment_index);
+/* Paths, into buffers of JOURNAL_PATH_MAX bytes: 0, or -ENAMETOOLONG when
+ * the path does not fit in `size` bytes (path then holds a truncated text
+ * that must not be used). journal_data_dir_check() makes that impossible
+ * for a data dir that passed it; the check here is the second line. */
+int journal_path_format(char *path, size_t size, const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+int journal_shard_dir(char *path, size_t size, const char *dir, uint32_t shard);
+int journal_segment_path(char *path, size_t size, const char *dir, uint32_t shard,
+			 uint32_t segment_index);
 /* Segment indexes present in a shard dir, sorted; returns count or -errno.
  * *indexes is malloc'd (free it). */
 int journal_segments_list(const char *dir, uint32_t shard, uint32_t **indexes);

@@ -40,9 +40,10 @@ static int meta_text(char *text, size_t size, uint32_t shard_count,
 
 static int write_meta(const char *dir, const char *text, size_t size, struct journal_error *error)
 {
-	char path[JOURNAL_PATH_BYTES], temporary[JOURNAL_PATH_BYTES];
-	snprintf(path, sizeof(path), "%s/" META_NAME, dir);
-	snprintf(temporary, sizeof(temporary), "%s/" META_NAME ".tmp", dir);
+	char path[JOURNAL_PATH_MAX], temporary[JOURNAL_PATH_MAX];
+	if (journal_path_format(path, sizeof(path), "%s/" META_NAME, dir) != 0 ||
+	    journal_path_format(temporary, sizeof(temporary), "%s/" META_NAME ".tmp", dir) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s: path too long", META_NAME);
 	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return journal_error_set(error, -errno, "%s: create: %s", temporary, strerror(errno));
@@ -65,14 +66,19 @@ int journal_format_dir(const char *dir, uint32_t shard_count,
 	if (shard_count == 0 || shard_count > JOURNAL_SHARDS_MAX)
 		return journal_error_set(error, -EINVAL, "shard count %u not in 1..%u", shard_count,
 					 JOURNAL_SHARDS_MAX);
-	char path[JOURNAL_PATH_BYTES];
+	int checked = journal_data_dir_check(dir, error);
+	if (checked != 0)
+		return checked;
+	char path[JOURNAL_PATH_MAX];
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return journal_error_set(error, -errno, "%s: mkdir: %s", dir, strerror(errno));
-	snprintf(path, sizeof(path), "%s/" META_NAME, dir);
+	if (journal_path_format(path, sizeof(path), "%s/" META_NAME, dir) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s: path too long", META_NAME);
 	if (access(path, F_OK) == 0)
 		return journal_error_set(error, -EEXIST, "%s: already formatted", path);
 	for (uint32_t shard = 0; shard < shard_count; shard++) {
-		journal_shard_dir(path, sizeof(path), dir, shard);
+		if (journal_shard_dir(path, sizeof(path), dir, shard) != 0)
+			return journal_error_set(error, -ENAMETOOLONG, "shard %u: path too long", shard);
 		if (mkdir(path, 0755) != 0 && errno != EEXIST)
 			return journal_error_set(error, -errno, "%s: mkdir: %s", path,
 						 strerror(errno));
@@ -125,8 +131,12 @@ static int meta_parse(const char *text, struct journal_meta *meta)
 
 int journal_meta_read(const char *dir, struct journal_meta *meta, struct journal_error *error)
 {
-	char path[JOURNAL_PATH_BYTES], text[META_BYTES_MAX + 1];
-	snprintf(path, sizeof(path), "%s/" META_NAME, dir);
+	char path[JOURNAL_PATH_MAX], text[META_BYTES_MAX + 1];
+	int checked = journal_data_dir_check(dir, error);
+	if (checked != 0)
+		return checked;
+	if (journal_path_format(path, sizeof(path), "%s/" META_NAME, dir) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s: path too long", META_NAME);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return journal_error_set(error, -errno, "%s: open: %s", path, strerror(errno));

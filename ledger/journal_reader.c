@@ -34,8 +34,8 @@
 #define READER_BUFFER_BYTES (1u << 20)
 
 struct journal_reader {
-	char dir[JOURNAL_PATH_BYTES];
-	char path[JOURNAL_PATH_BYTES];
+	char dir[JOURNAL_PATH_MAX];
+	char path[JOURNAL_PATH_MAX];
 	uint32_t shard;
 	unsigned flags;
 	uint32_t *segments;
@@ -72,8 +72,9 @@ static int reader_corrupt(struct journal_reader *reader, struct journal_error *e
 static int segment_header_read(struct journal_reader *reader, uint32_t index, uint8_t *block,
 			       char *why, size_t why_bytes)
 {
-	char path[JOURNAL_PATH_BYTES];
-	journal_segment_path(path, sizeof(path), reader->dir, reader->shard, index);
+	char path[JOURNAL_PATH_MAX];
+	if (journal_segment_path(path, sizeof(path), reader->dir, reader->shard, index) != 0)
+		return -ENAMETOOLONG;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -121,8 +122,13 @@ struct journal_reader *journal_reader_open(const char *dir, uint32_t shard, unsi
 		journal_error_set(error, -ENOMEM, "journal reader: out of memory");
 		return NULL;
 	}
-	snprintf(reader->dir, sizeof(reader->dir), "%s", dir);
-	journal_shard_dir(reader->path, sizeof(reader->path), dir, shard);
+	if (journal_path_format(reader->dir, sizeof(reader->dir), "%s", dir) != 0 ||
+	    journal_shard_dir(reader->path, sizeof(reader->path), dir, shard) != 0) {
+		free(reader);
+		journal_error_set(error, -ENAMETOOLONG, "journal reader: shard %u: path longer than"
+				  " %u bytes", shard, JOURNAL_PATH_MAX - 1);
+		return NULL;
+	}
 	reader->shard = shard;
 	reader->flags = flags;
 	reader->fd = -1;
@@ -187,8 +193,9 @@ static int reader_torn_header(struct journal_reader *reader, const char *why)
 		 "torn tail: %s: segment header incomplete (%s, %" PRIu64 " bytes)%s", reader->path,
 		 why, reader->file_size, repair ? ": segment removed" : "");
 	if (repair) {
-		char shard_dir[JOURNAL_PATH_BYTES];
-		journal_shard_dir(shard_dir, sizeof(shard_dir), reader->dir, reader->shard);
+		char shard_dir[JOURNAL_PATH_MAX];
+		if (journal_shard_dir(shard_dir, sizeof(shard_dir), reader->dir, reader->shard) != 0)
+			return -ENAMETOOLONG;
 		if (unlink(reader->path) != 0 || journal_fsync_dir(shard_dir) != 0)
 			return -errno;
 	}
@@ -200,7 +207,10 @@ static int reader_segment_begin(struct journal_reader *reader, struct journal_er
 {
 	char why[256];
 	uint32_t index = reader->segments[reader->segment_at];
-	journal_segment_path(reader->path, sizeof(reader->path), reader->dir, reader->shard, index);
+	if (journal_segment_path(reader->path, sizeof(reader->path), reader->dir, reader->shard,
+				 index) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s: segment %u: path too long",
+					 reader->dir, index);
 	bool repair = reader->flags & JOURNAL_READER_REPAIR;
 	reader->fd = open(reader->path, (repair ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	struct stat status;
@@ -419,8 +429,8 @@ static int reader_tail(struct journal_reader *reader, uint64_t offset, const cha
 	reader->salvage_position = (struct journal_position){
 		.segment_index = reader->expect.segment_index, .offset = offset,
 		.block_index = reader->expect.block_index};
-	snprintf(reader->salvage_position.path, sizeof(reader->salvage_position.path), "%s",
-		 reader->path);
+	_Static_assert(sizeof(reader->salvage_position.path) == sizeof(reader->path), "one size");
+	memcpy(reader->salvage_position.path, reader->path, sizeof(reader->path));
 	if (reader->salvage_count > 0)
 		reader->sequence = reader->salvage[reader->salvage_count - 1].sequence;
 	return 0;
@@ -433,7 +443,8 @@ static void reader_accept(struct journal_reader *reader, const struct journal_bl
 		position->segment_index = reader->expect.segment_index;
 		position->offset = offset;
 		position->block_index = header->block_index;
-		snprintf(position->path, sizeof(position->path), "%s", reader->path);
+		_Static_assert(sizeof(position->path) == sizeof(reader->path), "one size");
+		memcpy(position->path, reader->path, sizeof(reader->path));
 	}
 	reader->last_good = *header;
 	reader->have_last_good = true;

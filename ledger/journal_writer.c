@@ -73,8 +73,8 @@ struct journal_group {
 };
 
 struct journal_writer {
-	char dir[JOURNAL_PATH_BYTES];
-	char path[JOURNAL_PATH_BYTES];   /* current segment */
+	char dir[JOURNAL_PATH_MAX];
+	char path[JOURNAL_PATH_MAX];     /* current segment */
 	uint32_t shard;
 	uint32_t shard_count;
 	struct journal_writer_options options;
@@ -156,9 +156,11 @@ static int segment_open_flags(const struct journal_writer *writer)
  * entry synced, before any block goes in. */
 static int segment_create(struct journal_writer *writer, uint32_t index, uint8_t *scratch)
 {
-	char path[JOURNAL_PATH_BYTES], shard_dir[JOURNAL_PATH_BYTES];
-	journal_segment_path(path, sizeof(path), writer->dir, writer->shard, index);
-	journal_shard_dir(shard_dir, sizeof(shard_dir), writer->dir, writer->shard);
+	char path[JOURNAL_PATH_MAX], shard_dir[JOURNAL_PATH_MAX];
+	if (journal_segment_path(path, sizeof(path), writer->dir, writer->shard, index) != 0 ||
+	    journal_shard_dir(shard_dir, sizeof(shard_dir), writer->dir, writer->shard) != 0)
+		return writer_fail(writer, -ENAMETOOLONG, "%s: segment %u: path longer than %u bytes",
+				   writer->dir, index, JOURNAL_PATH_MAX - 1);
 	int fd = open(path, segment_open_flags(writer) | O_CREAT | O_EXCL, 0644);
 	if (fd < 0)
 		return writer_fail(writer, -errno, "%s: create: %s", path, strerror(errno));
@@ -184,7 +186,8 @@ static int segment_create(struct journal_writer *writer, uint32_t index, uint8_t
 	writer->segment_index = index;
 	writer->segment_end = JOURNAL_SEGMENT_HEADER_BYTES;
 	writer->zero.end = JOURNAL_SEGMENT_HEADER_BYTES;
-	snprintf(writer->path, sizeof(writer->path), "%s", path);
+	_Static_assert(sizeof(writer->path) == sizeof(path), "one size");
+	memcpy(writer->path, path, sizeof(path));
 	writer->stats.segments_created++;
 	return 0;
 }
@@ -207,7 +210,10 @@ static int segment_resume(struct journal_writer *writer, uint32_t index, uint8_t
 			  struct journal_error *error)
 {
 	char why[256];
-	journal_segment_path(writer->path, sizeof(writer->path), writer->dir, writer->shard, index);
+	if (journal_segment_path(writer->path, sizeof(writer->path), writer->dir, writer->shard,
+				 index) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s: segment %u: path too long",
+					 writer->dir, index);
 	int fd = open(writer->path, segment_open_flags(writer));
 	if (fd < 0)
 		return journal_error_set(error, -errno, "%s: open: %s", writer->path, strerror(errno));
@@ -303,7 +309,10 @@ struct journal_writer *journal_writer_open(const char *dir, uint32_t shard,
 		journal_error_set(error, -ENOMEM, "journal writer: out of memory");
 		return NULL;
 	}
-	snprintf(writer->dir, sizeof(writer->dir), "%s", dir);
+	/* journal_meta_read() checked the data dir's length: it fits. */
+	int copied = journal_path_format(writer->dir, sizeof(writer->dir), "%s", dir);
+	assert(copied == 0);
+	(void)copied;
 	writer->shard = shard;
 	writer->shard_count = meta.shard_count;
 	writer->options = *options;

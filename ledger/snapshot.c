@@ -31,11 +31,13 @@ struct snapshot_stream {
 	int error;
 };
 
-static void snapshot_path(char *path, size_t size, const char *dir, uint32_t shard,
-			  uint64_t sequence, const char *suffix)
+/* 0, or -ENAMETOOLONG. ".snap.tmp" is the longest name the program writes
+ * (JOURNAL_FILE_NAME_BYTES_MAX counts it). */
+static int snapshot_path(char *path, size_t size, const char *dir, uint32_t shard,
+			 uint64_t sequence, const char *suffix)
 {
-	snprintf(path, size, "%s/shard-%03u/snapshot-%" PRIu64 ".snap%s", dir, shard, sequence,
-		 suffix);
+	return journal_path_format(path, size, "%s/shard-%03u/snapshot-%" PRIu64 ".snap%s", dir,
+				   shard, sequence, suffix);
 }
 
 static uint64_t config_hash(const struct ledger_config *config)
@@ -106,10 +108,12 @@ static int snapshot_prune(const char *dir, uint32_t shard)
 {
 	uint64_t *sequences;
 	int count = journal_snapshots_list(dir, shard, &sequences);
-	char path[JOURNAL_PATH_BYTES];
+	char path[JOURNAL_PATH_MAX];
 	for (int i = JOURNAL_SNAPSHOTS_KEPT; i < count; i++) {
-		snapshot_path(path, sizeof(path), dir, shard, sequences[i], "");
-		if (unlink(path) != 0)
+		if (snapshot_path(path, sizeof(path), dir, shard, sequences[i], "") != 0)
+			journal_log("journal: %s/shard-%03u: snapshot %" PRIu64 ": path too long", dir,
+				    shard, sequences[i]);
+		else if (unlink(path) != 0)
 			journal_log("journal: %s: unlink: %s", path, strerror(errno));
 	}
 	free(sequences);
@@ -145,10 +149,13 @@ int journal_snapshot_write(const char *dir, uint32_t shard, const struct ledger 
 		.version = JOURNAL_FORMAT_VERSION, .header_bytes = sizeof(header), .shard = shard,
 		.shard_count = config->shard_count, .sequence = ledger_sequence(ledger),
 		.now_us = ledger_now(ledger), .config_hash = config_hash(config)};
-	char path[JOURNAL_PATH_BYTES], temporary[JOURNAL_PATH_BYTES], shard_dir[JOURNAL_PATH_BYTES];
-	snapshot_path(path, sizeof(path), dir, shard, header.sequence, "");
-	snapshot_path(temporary, sizeof(temporary), dir, shard, header.sequence, ".tmp");
-	journal_shard_dir(shard_dir, sizeof(shard_dir), dir, shard);
+	char path[JOURNAL_PATH_MAX], temporary[JOURNAL_PATH_MAX], shard_dir[JOURNAL_PATH_MAX];
+	if (snapshot_path(path, sizeof(path), dir, shard, header.sequence, "") != 0 ||
+	    snapshot_path(temporary, sizeof(temporary), dir, shard, header.sequence, ".tmp") != 0 ||
+	    journal_shard_dir(shard_dir, sizeof(shard_dir), dir, shard) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s/shard-%03u: snapshot %" PRIu64
+					 ": path longer than %u bytes", dir, shard,
+					 header.sequence, JOURNAL_PATH_MAX - 1);
 	struct snapshot_stream stream = {.fd = -1};
 	stream.buffer = malloc(SNAPSHOT_BUFFER_BYTES);
 	stream.hash = XXH3_createState();
@@ -253,9 +260,13 @@ int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger
 	stream.buffer = malloc(SNAPSHOT_BUFFER_BYTES);
 	stream.hash = XXH3_createState();
 	int result = stream.buffer && stream.hash ? 0 : -ENOMEM;
-	char path[JOURNAL_PATH_BYTES], why[512];
+	char path[JOURNAL_PATH_MAX], why[JOURNAL_ERROR_TEXT_BYTES];
 	for (int i = 0; result == 0 && i < count; i++) {
-		snapshot_path(path, sizeof(path), dir, shard, sequences[i], "");
+		if (snapshot_path(path, sizeof(path), dir, shard, sequences[i], "") != 0) {
+			result = journal_error_set(error, -ENAMETOOLONG, "%s/shard-%03u: snapshot %"
+						   PRIu64 ": path too long", dir, shard, sequences[i]);
+			break;
+		}
 		if (sequences[i] > max_sequence) {
 			journal_log("journal: %s is ahead of the journal (last sequence %" PRIu64
 				    "): skipped", path, max_sequence);
