@@ -2,15 +2,17 @@
 # Prints every headline figure the project's targets name, in one run on this
 # machine: ledger ops/s and bytes per account, journal append/commit latency and
 # replay, the switch over UDP (batched peak, one-per-datagram peak, p99 at 70% of
-# peak, open loop), DPDK net_memif beside UDP sockets, and ISO 8583 through the
-# gateway. Figures drift between machines: compare ratios within one run.
-#   bench/headline.sh                 # everything (~6 minutes)
-#   ONLY="engine dpdk" bench/headline.sh
+# peak, open loop), the latency sweep (payments/s at p99 <= 5 ms, the headline
+# figure, printed beside the closed-loop peak: bench/sweep.sh), DPDK net_memif
+# beside UDP sockets, and ISO 8583 through the gateway. Figures drift between
+# machines: compare ratios within one run.
+#   bench/headline.sh                 # everything (~9 minutes)
+#   ONLY="engine sweep" bench/headline.sh
 # The peer comparison (PostgreSQL, Redis) is bench/compare/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD:-build}"
-only="${ONLY:-ledger journal engine dpdk iso}"
+only="${ONLY:-ledger journal engine sweep dpdk iso}"
 seconds="${SECONDS_PER_RUN:-10}"
 work=$(mktemp -d /tmp/payswitch-headline-XXXXXX)
 pids=()
@@ -58,6 +60,7 @@ if wants journal; then
   "$build/bench/journal_bench" --dir "$work/journal" --seconds 2 --sync fdatasync
 fi
 
+declare -A peaks
 if wants engine; then
   for shards in 1 2; do
     echo "== switch over UDP, $shards shard(s): targets >= 1M/s batched, >= 150k/s one per datagram, p99 <= 5 ms at 70%"
@@ -69,12 +72,28 @@ if wants engine; then
       --json "$work/single.json" | grep -E "^(throughput|latency|verdict)" |
       sed 's/^/one per datagram:      /'
     peak=$(python3 -c 'import json,sys;print(int(json.load(open(sys.argv[1]))["totals"]["throughput_per_s"]))' "$work/batched.json")
+    peaks[$shards]=$peak
     $L --use-existing --duration "$seconds" --rate $((peak * 7 / 10)) --per-datagram 128 |
       grep -E "^(throughput|latency|verdict)" | sed "s/^/open loop at 70% ($((peak * 7 / 10))\/s): /"
     single=$(python3 -c 'import json,sys;print(int(json.load(open(sys.argv[1]))["totals"]["throughput_per_s"]))' "$work/single.json")
     $L --use-existing --duration "$seconds" --rate $((single * 7 / 10)) --per-datagram 1 |
       grep -E "^(throughput|latency|verdict)" | sed "s/^/one per datagram, open loop at 70% ($((single * 7 / 10))\/s): /"
     stop_switch
+  done
+fi
+
+if wants sweep; then
+  echo "== latency sweep, open loop (headline: payments/s at p99 <= 5 ms; targets >= 1M/s at 128 per datagram, >= 150k/s at 1)"
+  NO_BUILD=1 BUILD="$build" OUT="$work/sweep" bench/sweep.sh >"$work/sweep.out" 2>&1 ||
+    { tail -n 20 "$work/sweep.out"; echo "headline: the sweep failed" >&2; exit 1; }
+  grep -E "^(== sweep|== payswitch-load sweep| +offered/s| +[0-9]+ +[0-9]+ +[0-9]+ |highest rate|stopped)" "$work/sweep.out"
+  for shards in 1 2; do
+    for per in 128 1; do
+      rate=$(grep -E "^sweep: $shards shard\(s\), +$per per datagram: " "$work/sweep.out" | grep -Eo '[0-9]+ payments/s' || true)
+      closed=""
+      if [[ $per -eq 128 && -n "${peaks[$shards]:-}" ]]; then closed="; closed-loop peak ${peaks[$shards]} payments/s"; fi
+      echo "headline: $shards shard(s), $per per datagram: payments/s at p99 <= 5 ms: ${rate:-none}$closed"
+    done
   done
 fi
 

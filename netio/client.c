@@ -8,6 +8,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ struct netio_client {
 	uint8_t *rx_buffers;                  /* NETIO_BURST_MAX * NETIO_RX_BUFFER_BYTES */
 	uint32_t *slots;                      /* CALL_SLOTS: request index + 1, 0 = empty */
 	uint8_t *answered;                    /* NETIO_CLIENT_REQUESTS_MAX flags */
+	uint64_t jitter_state;                /* splitmix64: backoff jitter, not secrets */
+	struct ledger_request *busy_requests; /* NETIO_CLIENT_REQUESTS_MAX: a BUSY round */
+	struct ledger_result *busy_results;   /* NETIO_CLIENT_REQUESTS_MAX */
+	uint32_t *busy_where;                 /* NETIO_CLIENT_REQUESTS_MAX: index in the call */
 	uint32_t tx_lengths[NETIO_BURST_MAX];
 	struct mmsghdr tx_messages[NETIO_BURST_MAX];
 	struct iovec tx_iovecs[NETIO_BURST_MAX];
@@ -56,6 +61,43 @@ struct call {
 	uint32_t remaining;                   /* requests without a result */
 	uint32_t pending[NETIO_BURST_MAX];    /* per datagram: requests without a result */
 };
+
+/* Splitmix64 (Steele, Lea, Flood): jitter for backoff, not a secret. */
+static uint64_t jitter_next(struct netio_client *client)
+{
+	uint64_t z = (client->jitter_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t netio_client_backoff_us(uint64_t base_us, uint32_t attempt, uint64_t cap_us,
+				 uint64_t random)
+{
+	uint32_t shift = attempt < NETIO_CLIENT_BACKOFF_SHIFT_MAX ? attempt
+								  : NETIO_CLIENT_BACKOFF_SHIFT_MAX;
+	/* Bounded below 2^40 before the shift: no overflow in any product. */
+	uint64_t base = base_us < (1ull << 40) ? base_us : (1ull << 40);
+	uint64_t wait = base << shift;
+	if (cap_us > 0 && wait > cap_us)
+		wait = cap_us;
+	/* + wait * u / 2 with u = the high 32 bits / 2^32 in [0, 1): 0-50%. */
+	return wait + ((wait * (random >> 32)) >> 33);
+}
+
+uint64_t netio_client_busy_wait_us(uint32_t retry_after_us, uint32_t busy_answers,
+				   uint64_t random)
+{
+	uint32_t doublings = busy_answers > 0 ? busy_answers - 1u : 0u;
+	if (doublings > 11)
+		doublings = 11;   /* 0.5 ms * 2^11 passes the 1 s cap already */
+	uint64_t base = (uint64_t)NETIO_CLIENT_BUSY_FALLBACK_US << doublings;
+	if (retry_after_us > base)
+		base = retry_after_us;
+	if (base > NETIO_CLIENT_BUSY_WAIT_MAX_US)
+		base = NETIO_CLIENT_BUSY_WAIT_MAX_US;
+	return netio_client_backoff_us(base, 0, 0, random);
+}
 
 static uint64_t now_ms(void)
 {
@@ -129,7 +171,11 @@ struct netio_client *netio_client_open(const char *host, uint16_t port, int *err
 	client->rx_buffers = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_RX_BUFFER_BYTES);
 	client->slots = calloc(CALL_SLOTS, sizeof(uint32_t));
 	client->answered = calloc(NETIO_CLIENT_REQUESTS_MAX, 1);
-	if (!client->tx_buffers || !client->rx_buffers || !client->slots || !client->answered)
+	client->busy_requests = calloc(NETIO_CLIENT_REQUESTS_MAX, sizeof(struct ledger_request));
+	client->busy_results = calloc(NETIO_CLIENT_REQUESTS_MAX, sizeof(struct ledger_result));
+	client->busy_where = calloc(NETIO_CLIENT_REQUESTS_MAX, sizeof(uint32_t));
+	if (!client->tx_buffers || !client->rx_buffers || !client->slots || !client->answered ||
+	    !client->busy_requests || !client->busy_results || !client->busy_where)
 		goto fail;
 	for (uint32_t i = 0; i < NETIO_BURST_MAX; i++) {
 		client->rx_iovecs[i].iov_base = client->rx_buffers + (size_t)i * NETIO_RX_BUFFER_BYTES;
@@ -138,6 +184,7 @@ struct netio_client *netio_client_open(const char *host, uint16_t port, int *err
 	*error = random_client_id(&client->client_id);
 	if (*error != 0)
 		goto fail;
+	client->jitter_state = client->client_id;
 	*error = connect_socket(client, host, port);
 	if (*error != 0)
 		goto fail;
@@ -157,6 +204,9 @@ void netio_client_close(struct netio_client *client)
 	free(client->rx_buffers);
 	free(client->slots);
 	free(client->answered);
+	free(client->busy_requests);
+	free(client->busy_results);
+	free(client->busy_where);
 	free(client);
 }
 
@@ -402,13 +452,24 @@ static int call_wait(struct netio_client *client, struct call *call, int timeout
 	return 0;
 }
 
-int netio_client_call(struct netio_client *client, const struct ledger_request *requests,
-		      uint32_t count, struct ledger_result *results, int timeout_ms,
-		      int retries)
+/* The wait after transmission `attempt` of a call (0: the first), in ms:
+ * timeout_ms first, then backed off with jitter (netio.h). */
+static int call_timeout_ms(struct netio_client *client, int timeout_ms, uint32_t attempt)
 {
-	assert(client != NULL && requests != NULL && results != NULL);
-	assert(count >= 1 && count <= NETIO_CLIENT_REQUESTS_MAX);
-	assert(timeout_ms > 0 && retries >= 0);
+	if (attempt == 0)
+		return timeout_ms;
+	uint64_t wait_us = netio_client_backoff_us((uint64_t)timeout_ms * 1000u, attempt, 0,
+						   jitter_next(client));
+	uint64_t wait_ms = (wait_us + 999u) / 1000u;
+	return wait_ms < (uint64_t)INT_MAX ? (int)wait_ms : INT_MAX;
+}
+
+/* Sends count requests and waits for their answers, retransmitting after
+ * backed-off timeouts while *retries_left allows (each round takes one). */
+static int call_run(struct netio_client *client, const struct ledger_request *requests,
+		    uint32_t count, struct ledger_result *results, int timeout_ms,
+		    int *retries_left)
+{
 	struct call call = {.requests = requests, .results = results, .count = count};
 	call_prepare(client, &call);
 
@@ -419,14 +480,16 @@ int netio_client_call(struct netio_client *client, const struct ledger_request *
 	if (error != 0 && error != -ETIMEDOUT)
 		return error;
 	client->stats.datagrams_sent += call.datagrams;
-	for (int attempt = 0;; attempt++) {
-		error = call_wait(client, &call, timeout_ms);
+	/* Bounded: each turn takes one of *retries_left or returns. */
+	for (uint32_t attempt = 0;; attempt++) {
+		error = call_wait(client, &call, call_timeout_ms(client, timeout_ms, attempt));
 		if (error != 0)
 			return error;
 		if (call.remaining == 0)
 			return 0;
-		if (attempt == retries)
+		if (*retries_left <= 0)
 			return -ETIMEDOUT;
+		(*retries_left)--;
 		/* Resend, byte for byte, only the datagrams still owed answers. */
 		uint32_t resend = 0;
 		for (uint32_t d = 0; d < call.datagrams; d++)
@@ -437,6 +500,66 @@ int netio_client_call(struct netio_client *client, const struct ledger_request *
 			return error;
 		client->stats.retransmits += resend;
 	}
+}
+
+/* Collects the requests answered BUSY into the client's BUSY round arrays.
+ * Returns how many, and the largest hint among them in *hint_us. */
+static uint32_t call_collect_busy(struct netio_client *client,
+				  const struct ledger_request *requests,
+				  const struct ledger_result *results, uint32_t count,
+				  uint32_t *hint_us)
+{
+	uint32_t busy = 0;
+	*hint_us = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (results[i].code != LEDGER_BUSY)
+			continue;
+		client->busy_where[busy] = i;
+		client->busy_requests[busy++] = requests[i];
+		if (results[i].retry_after_us > *hint_us)
+			*hint_us = results[i].retry_after_us;
+	}
+	return busy;
+}
+
+static void sleep_us(uint64_t wait_us)
+{
+	struct timespec wait = {.tv_sec = (time_t)(wait_us / 1000000u),
+				.tv_nsec = (long)(wait_us % 1000000u) * 1000};
+	while (nanosleep(&wait, &wait) != 0 && errno == EINTR)
+		continue;
+}
+
+int netio_client_call(struct netio_client *client, const struct ledger_request *requests,
+		      uint32_t count, struct ledger_result *results, int timeout_ms,
+		      int retries)
+{
+	assert(client != NULL && requests != NULL && results != NULL);
+	assert(count >= 1 && count <= NETIO_CLIENT_REQUESTS_MAX);
+	assert(timeout_ms > 0 && retries >= 0);
+	int retries_left = retries;
+	int error = call_run(client, requests, count, results, timeout_ms, &retries_left);
+	/* BUSY rounds: bounded, each takes one of the retries. */
+	for (uint32_t round = 1; (error == 0 || error == -ETIMEDOUT) && retries_left > 0; round++) {
+		uint32_t hint_us = 0;
+		uint32_t busy = call_collect_busy(client, requests, results, count, &hint_us);
+		if (busy == 0)
+			break;
+		retries_left--;
+		sleep_us(netio_client_busy_wait_us(hint_us, round, jitter_next(client)));
+		client->stats.busy_retries += busy;
+		int again = call_run(client, client->busy_requests, busy, client->busy_results,
+				     timeout_ms, &retries_left);
+		if (again != 0 && again != -ETIMEDOUT)
+			return again;
+		error = 0;
+		for (uint32_t i = 0; i < busy; i++)
+			results[client->busy_where[i]] = client->busy_results[i];
+		for (uint32_t i = 0; i < count && error == 0; i++)
+			if (results[i].code == NETIO_CODE_NO_ANSWER)
+				error = -ETIMEDOUT;
+	}
+	return error;
 }
 
 int netio_client_send(struct netio_client *client, const struct ledger_request *requests,

@@ -170,11 +170,13 @@ struct netio_client_stats {
 	                               * awaited, or a result id not awaited */
 	uint64_t replies_invalid;     /* refused by netio_decode, or type REQUEST */
 	uint64_t receive_errors;      /* e.g. ECONNREFUSED from an ICMP unreachable */
+	uint64_t busy_retries;        /* requests sent again (new datagrams, same request
+	                               * bytes) after a BUSY answer and its wait */
 };
 
 /*
  * Opens a UDP socket connected to host:port (a name or numeric IPv4/IPv6
- * address) and preallocates every buffer (about 570 KiB). The client id is
+ * address) and preallocates every buffer (about 1 MiB). The client id is
  * random (getrandom) and never 0; datagram sequences count from 1.
  * Returns NULL with *error = -errno (-EINVAL for a bad host or port,
  * -EHOSTUNREACH when the name does not resolve, -ENOMEM, ...).
@@ -194,10 +196,22 @@ void netio_client_stats_read(const struct netio_client *client,
  * however many reply datagrams the switch splits the answer into.
  * After timeout_ms (> 0) without all answers, every datagram that still has
  * unanswered requests is sent again with the SAME bytes (same sequence and
- * request ids: the switch's exactly-once deduplication makes the retry safe),
- * at most `retries` times. An ERROR datagram answers every unanswered request
- * of its datagram with its code. Returns 0 when every request has a result;
- * -ETIMEDOUT when some have none after the last retry (their code is
+ * request ids: the switch's exactly-once deduplication makes the retry safe).
+ * The waits back off: the first is timeout_ms, the one after retransmission
+ * k (1, 2, ...) is netio_client_backoff_us(timeout_ms * 1000, k, ...), i.e.
+ * timeout_ms * 2^k (capped at 2^NETIO_CLIENT_BACKOFF_SHIFT_MAX times) plus a
+ * random 0-50%, so clients that lost answers together do not resend together.
+ * Requests answered BUSY (a result, or a whole datagram refused BUSY) are not
+ * returned at once: after netio_client_busy_wait_us() of the largest
+ * retry_after_us among them (the hint plus 0-50%), they alone are sent again
+ * in new datagrams (new sequences, the same request bytes: BUSY changed
+ * nothing, so the repeat is a first decision). Every retransmission round and
+ * every BUSY round takes one of the `retries`; retries = 0 sends once and
+ * returns BUSY as answered. So each request is sent at most 1 + retries
+ * times, and a BUSY result is returned only when the retries are spent.
+ * An ERROR datagram answers every unanswered request of its datagram with its
+ * code. Returns 0 when every request has a result (BUSY included); -ETIMEDOUT
+ * when some have none after the last retry (their code is
  * NETIO_CODE_NO_ANSWER, their id the request id); -errno on a socket failure.
  * Replies of earlier calls or async sends are discarded (replies_ignored):
  * do not mix call with outstanding netio_client_send() datagrams.
@@ -207,6 +221,36 @@ int netio_client_call(struct netio_client *client, const struct ledger_request *
 		      int retries);
 
 /*
+ * Backoff schedule, for netio_client_call() and for callers that own their
+ * retransmissions (netio_client_send()). Pure: `random` is any uniformly
+ * random 64-bit value the caller draws (only its high 32 bits are used), so
+ * the same arguments give the same wait and tests can check the schedule.
+ *
+ * netio_client_backoff_us: base_us * 2^attempt, the power capped at
+ * 2^NETIO_CLIENT_BACKOFF_SHIFT_MAX and the product at cap_us, plus a random
+ * 0-50% of it. Jitter only adds, so a wait is never shorter than the
+ * nominal one and the waits of attempts 0, 1, 2, ... grow strictly until
+ * the cap (the largest wait of attempt k, 1.5x, is below the smallest of
+ * k + 1, 2x). Returns microseconds.
+ */
+#define NETIO_CLIENT_BACKOFF_SHIFT_MAX 3u       /* timeouts back off up to 8x */
+#define NETIO_CLIENT_BUSY_FALLBACK_US 500u      /* BUSY without a hint: 0.5 ms, doubling */
+#define NETIO_CLIENT_BUSY_WAIT_MAX_US 1000000u  /* the largest hint the switch sends */
+uint64_t netio_client_backoff_us(uint64_t base_us, uint32_t attempt, uint64_t cap_us,
+				 uint64_t random);
+/*
+ * netio_client_busy_wait_us: how long to wait before sending again a request
+ * answered BUSY for the busy_answers-th time in a row (>= 1) with the
+ * result's retry_after_us hint (0: none). The base is the larger of the
+ * hint and NETIO_CLIENT_BUSY_FALLBACK_US * 2^(busy_answers - 1) (capped at
+ * NETIO_CLIENT_BUSY_WAIT_MAX_US), so a switch that keeps saying BUSY is
+ * asked ever less often even when its hint is optimistic; the wait adds a
+ * random 0-50% so that requests refused together come back spread out.
+ */
+uint64_t netio_client_busy_wait_us(uint32_t retry_after_us, uint32_t busy_answers,
+				   uint64_t random);
+
+/*
  * Asynchronous send for load generators: sends count requests
  * (1..NETIO_CLIENT_REQUESTS_MAX) as datagrams of per_datagram requests
  * (1..NETIO_BATCH_MAX; the last may be shorter) in one sendmmsg. Datagram i
@@ -214,7 +258,8 @@ int netio_client_call(struct netio_client *client, const struct ledger_request *
  * Never blocks. Returns the number of datagrams sent, which is fewer than
  * needed when the socket buffer is full (the rest is the caller's to resend
  * later, with new sequences), or -errno. No retransmission: the caller owns
- * timeouts.
+ * timeouts and BUSY answers, and should wait by netio_client_backoff_us()
+ * and netio_client_busy_wait_us() (bench/load does).
  */
 int netio_client_send(struct netio_client *client, const struct ledger_request *requests,
 		      uint32_t count, uint32_t per_datagram, uint64_t *first_sequence);

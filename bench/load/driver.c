@@ -25,8 +25,9 @@
 #define DATAGRAM_LOG 65536u          /* request datagrams remembered (ERROR answers) */
 #define RETRY_RING 4096u             /* deliberate retries outstanding at most */
 #define DONE_RING 4096u              /* recent answers a retry may repeat */
-#define BUSY_BACKOFF_NS 200000u      /* resend a BUSY request after 0.2 ms, doubling */
-#define BACKOFF_SHIFT_MAX 5u         /* ...up to 32 times that (6.4 ms); timeouts too */
+/* BUSY answers wait netio_client_busy_wait_us() (the hint + 0-50%); timeouts
+ * netio_client_backoff_us() (timeout_ms * 2^k, capped, + 0-50%), drawn per
+ * request, so neither a BUSY burst nor a stall comes back as one burst. */
 #define DRAIN_NS 60000000000ull      /* the end of a run waits this long at most */
 #define SWEEP_NS 10000000u           /* look for timeouts every 10 ms */
 #define SERIES_MAX 86400u            /* one day of seconds */
@@ -37,6 +38,7 @@ struct load_slot {
 	struct ledger_request request;
 	uint64_t intended_ns;        /* latency origin: scheduled (open) or created (closed) */
 	uint64_t sent_ns;            /* last transmission, or the BUSY answer */
+	uint64_t due_ns;             /* INFLIGHT: retransmit then; BUSY: resend then */
 	uint64_t hold_amount;
 	uint32_t payee;
 	uint16_t code;               /* final code once DONE */
@@ -45,7 +47,7 @@ struct load_slot {
 	uint8_t transmissions;       /* sends after a timeout, beyond the first */
 	uint8_t retry_pending;       /* a deliberate repeat is in flight */
 	uint8_t busy_count;          /* BUSY answers so far: the resend backoff doubles */
-	uint8_t padding[25];
+	uint8_t padding[17];
 };
 _Static_assert(sizeof(struct load_slot) == 128, "two cache lines");
 
@@ -53,6 +55,12 @@ struct datagram_entry {
 	uint64_t sequence;
 	uint64_t log_start;          /* first id in id_log */
 	uint32_t count;
+};
+
+/* A request answered BUSY, waiting in the min-heap until due_ns. */
+struct busy_entry {
+	uint64_t due_ns;
+	uint64_t id;
 };
 
 struct retry_entry {
@@ -85,8 +93,8 @@ struct load_driver {
 	uint64_t id_log_mask;
 	uint64_t id_log_next;
 
-	uint64_t *busy;              /* counters waiting to be resent after BUSY */
-	uint64_t busy_head, busy_tail;
+	struct busy_entry *busy;     /* min-heap by due_ns: BUSY requests to resend */
+	uint64_t busy_heap_count;    /* entries (<= slots: one per BUSY slot) */
 	struct retry_entry retries[RETRY_RING];
 	uint64_t retry_head, retry_tail;
 	uint64_t done[DONE_RING];
@@ -164,7 +172,7 @@ struct load_driver *load_driver_create(const struct load_config *config,
 	driver->staged = calloc(driver->staged_max, sizeof(struct ledger_request));
 	driver->datagrams = calloc(DATAGRAM_LOG, sizeof(struct datagram_entry));
 	driver->id_log = calloc(driver->id_log_mask + 1u, sizeof(uint64_t));
-	driver->busy = calloc(slots, sizeof(uint64_t));
+	driver->busy = calloc(slots, sizeof(struct busy_entry));
 	driver->series = calloc(SERIES_MAX, sizeof(struct load_second));
 	if (!driver->slots || !driver->staged || !driver->datagrams || !driver->id_log ||
 	    !driver->busy || !driver->series) {
@@ -176,6 +184,8 @@ struct load_driver *load_driver_create(const struct load_config *config,
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = clock_ns(CLOCK_REALTIME);
 	/* 23 bits: ids stay below 2^63 and never 0. */
+	if (config->id_nonce != 0)
+		nonce = config->id_nonce;   /* a sweep: each step its own, never reused */
 	driver->nonce = (nonce & ((1ull << 23) - 1u)) | 1u;
 	driver->counter_next = 1;
 	driver->oldest = 1;
@@ -195,6 +205,59 @@ void load_driver_destroy(struct load_driver *driver)
 	free(driver->busy);
 	free(driver->series);
 	free(driver);
+}
+
+/* When a request (re)sent now after `transmissions` timeouts is sent again
+ * if still unanswered: the timeout backed off, with jitter drawn per
+ * request (the first one too, so a window sent at once does not time out at
+ * once). */
+static uint64_t timeout_due_ns(struct load_driver *driver, uint32_t transmissions)
+{
+	uint64_t timeout_us = (uint64_t)driver->config->timeout_ms * 1000u;
+	return driver->now_ns +
+	       1000u * netio_client_backoff_us(timeout_us, transmissions, 0,
+					       load_random(&driver->rng));
+}
+
+static void busy_heap_swap(struct busy_entry *heap, uint64_t a, uint64_t b)
+{
+	struct busy_entry entry = heap[a];
+	heap[a] = heap[b];
+	heap[b] = entry;
+}
+
+static void busy_push(struct load_driver *driver, uint64_t due_ns, uint64_t id)
+{
+	assert(driver->busy_heap_count <= driver->slot_mask);
+	struct busy_entry *heap = driver->busy;
+	uint64_t at = driver->busy_heap_count++;
+	heap[at] = (struct busy_entry){ .due_ns = due_ns, .id = id };
+	while (at > 0 && heap[(at - 1) / 2].due_ns > heap[at].due_ns) {
+		busy_heap_swap(heap, at, (at - 1) / 2);
+		at = (at - 1) / 2;
+	}
+}
+
+static struct busy_entry busy_pop(struct load_driver *driver)
+{
+	assert(driver->busy_heap_count > 0);
+	struct busy_entry *heap = driver->busy;
+	struct busy_entry top = heap[0];
+	heap[0] = heap[--driver->busy_heap_count];
+	uint64_t at = 0, count = driver->busy_heap_count;
+	/* Bounded: at least doubles each turn. */
+	for (;;) {
+		uint64_t left = 2 * at + 1, right = left + 1, least = at;
+		if (left < count && heap[left].due_ns < heap[least].due_ns)
+			least = left;
+		if (right < count && heap[right].due_ns < heap[least].due_ns)
+			least = right;
+		if (least == at)
+			break;
+		busy_heap_swap(heap, at, least);
+		at = least;
+	}
+	return top;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -303,6 +366,7 @@ static bool create_one(struct load_driver *driver, uint64_t intended_ns)
 	slot->request = request;
 	slot->intended_ns = intended_ns;
 	slot->sent_ns = driver->now_ns;
+	slot->due_ns = timeout_due_ns(driver, 0);
 	slot->payee = meta.payee;
 	slot->hold_amount = meta.hold_amount;
 	slot->op = meta.op;
@@ -377,6 +441,8 @@ static void finish(struct load_driver *driver, struct load_slot *slot, uint16_t 
 	uint32_t index = code < LEDGER_RESULT_CODE_COUNT ? code : LOAD_CODE_NO_ANSWER;
 	driver->totals.codes[index]++;
 	driver->totals.completed++;
+	if (driver->loading)
+		driver->totals.completed_loading++;
 	if (code == LEDGER_OK)
 		driver->totals.ops_approved[slot->op]++;
 	slot->code = code;
@@ -432,7 +498,13 @@ static void absorb(struct load_driver *driver, const struct ledger_result *resul
 		slot->sent_ns = driver->now_ns;
 		if (slot->busy_count < UINT8_MAX)
 			slot->busy_count++;
-		driver->busy[driver->busy_tail++ & driver->slot_mask] = result->id;
+		/* Honour the switch's hint (plus jitter): a resend at once would
+		 * only add to the overload that made it answer BUSY. */
+		slot->due_ns = driver->now_ns +
+			       1000u * netio_client_busy_wait_us(result->retry_after_us,
+								 slot->busy_count,
+								 load_random(&driver->rng));
+		busy_push(driver, slot->due_ns, result->id);
 		return;
 	}
 	if (result->code == LEDGER_OK) {
@@ -504,21 +576,20 @@ static int receive(struct load_driver *driver, uint64_t timeout_ns)
 
 static void resend_busy(struct load_driver *driver)
 {
-	while (driver->busy_head != driver->busy_tail) {
-		uint64_t id = driver->busy[driver->busy_head & driver->slot_mask];
-		struct load_slot *slot = slot_of_id(driver, id);
-		if (slot == NULL || slot->state != SLOT_BUSY) {
-			driver->busy_head++;
+	/* Bounded by the heap's entries: each turn pops one or returns. */
+	while (driver->busy_heap_count > 0 && driver->busy[0].due_ns <= driver->now_ns) {
+		struct busy_entry entry = busy_pop(driver);
+		struct load_slot *slot = slot_of_id(driver, entry.id);
+		if (slot == NULL || slot->state != SLOT_BUSY)
 			continue;
-		}
-		uint32_t shift = slot->busy_count - 1u < BACKOFF_SHIFT_MAX ? slot->busy_count - 1u
-									     : BACKOFF_SHIFT_MAX;
-		if (driver->now_ns - slot->sent_ns < ((uint64_t)BUSY_BACKOFF_NS << shift) ||
-		    !stage(driver, &slot->request))
+		if (!stage(driver, &slot->request)) {
+			busy_push(driver, entry.due_ns, entry.id);   /* the socket is full: later */
 			return;
+		}
 		slot->state = SLOT_INFLIGHT;
 		slot->sent_ns = driver->now_ns;
-		driver->busy_head++;
+		slot->due_ns = timeout_due_ns(driver, slot->transmissions);
+		driver->totals.busy_retries++;
 	}
 }
 
@@ -541,11 +612,10 @@ static void sweep_timeouts(struct load_driver *driver)
 			continue;
 		if (slot->intended_ns + timeout_ns > driver->now_ns)
 			break;   /* younger requests cannot have timed out either */
-		/* The wait doubles with each retransmission: an overloaded switch
-		 * is not made busier by a storm of copies. */
-		uint32_t shift = slot->transmissions < BACKOFF_SHIFT_MAX ? slot->transmissions
-									 : BACKOFF_SHIFT_MAX;
-		if (slot->state != SLOT_INFLIGHT || driver->now_ns - slot->sent_ns < timeout_ns << shift)
+		/* due_ns backs off with each retransmission, jittered per
+		 * request: an overloaded switch is not made busier by a storm
+		 * of copies, and a stall does not come back as one burst. */
+		if (slot->state != SLOT_INFLIGHT || driver->now_ns < slot->due_ns)
 			continue;
 		if (slot->transmissions >= config->retransmits_max) {
 			finish(driver, slot, NETIO_CODE_NO_ANSWER);
@@ -555,13 +625,18 @@ static void sweep_timeouts(struct load_driver *driver)
 			break;
 		slot->transmissions++;
 		slot->sent_ns = driver->now_ns;
+		slot->due_ns = timeout_due_ns(driver, slot->transmissions);
 		driver->totals.retransmits++;
 	}
 	while (driver->retry_head != driver->retry_tail) {
 		const struct retry_entry *entry = &driver->retries[driver->retry_head % RETRY_RING];
+		struct load_slot *slot = slot_of_id(driver, entry->id);
+		if (slot == NULL || !slot->retry_pending) {
+			driver->retry_head++;   /* answered: the end of a run need not wait */
+			continue;
+		}
 		if (driver->now_ns - entry->sent_ns < timeout_ns)
 			break;
-		struct load_slot *slot = slot_of_id(driver, entry->id);
 		if (slot != NULL && slot->retry_pending) {
 			slot->retry_pending = 0;
 			driver->totals.retries_unanswered++;
@@ -591,6 +666,7 @@ static void tick(struct load_driver *driver)
 		.approved = approved,
 		.declined = completed - approved - busy_codes - missing,
 		.busy = now->busy - base->busy,
+		.busy_retries = now->busy_retries - base->busy_retries,
 		.retransmits = now->retransmits - base->retransmits,
 		.p50_ns = histogram_percentile(&driver->second, 50),
 		.p99_ns = histogram_percentile(&driver->second, 99),
@@ -684,8 +760,13 @@ static uint64_t wait_ns(const struct load_driver *driver, uint64_t made)
 	if (made > 0 || driver->staged_count > 0)
 		return 0;
 	uint64_t wait = 1000000u;
-	if (driver->busy_head != driver->busy_tail)
-		wait = BUSY_BACKOFF_NS;
+	if (driver->busy_heap_count > 0) {
+		uint64_t due = driver->busy[0].due_ns;
+		if (due <= driver->now_ns)
+			return 0;
+		if (due - driver->now_ns < wait)
+			wait = due - driver->now_ns;
+	}
 	if (driver->config->rate && driver->loading) {
 		double batch_ns = (double)(driver->config->per_datagram - 1u) * 1e9 /
 				  (double)driver->config->rate;

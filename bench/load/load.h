@@ -30,6 +30,7 @@ enum load_op {
 	LOAD_OP_COUNT = 7,
 };
 #define LOAD_WORKLOADS 3u       /* coffee, bills, news: the --mix weights */
+#define LOAD_SWEEP_STEPS_MAX 32u /* rates one --sweep tries at most */
 
 enum load_profile {
 	LOAD_PROFILE_FLAT = 0,
@@ -74,6 +75,11 @@ struct load_config {
 	uint64_t corrupt_account;
 	const char *json_path;
 	const char *plot_path;
+	uint64_t id_nonce;           /* request id high bits; 0: random per driver */
+	/* --sweep: open loop at each rate of sweep_rates, sweep_step_s each */
+	uint64_t sweep_rates[LOAD_SWEEP_STEPS_MAX];
+	uint32_t sweep_steps;        /* 0: no sweep */
+	double sweep_step_s;
 };
 
 /* The accounts of a run: index 0 is the funding account, then payers (the
@@ -100,6 +106,7 @@ struct load_second {
 	uint64_t approved;
 	uint64_t declined;
 	uint64_t busy;
+	uint64_t busy_retries;
 	uint64_t retransmits;
 	uint64_t p50_ns, p99_ns, p999_ns, max_ns;
 };
@@ -109,13 +116,16 @@ struct load_totals {
 	uint64_t created;            /* requests made (not counting deliberate retries) */
 	uint64_t sent;               /* first transmissions */
 	uint64_t completed;          /* final answers, including NO_ANSWER */
+	uint64_t completed_loading;  /* ... while new requests were still being made */
 	uint64_t codes[LOAD_CODES];  /* final answers by code */
 	uint64_t ops[LOAD_OP_COUNT];
 	uint64_t ops_approved[LOAD_OP_COUNT];
-	uint64_t busy;               /* BUSY answers (retried) */
+	uint64_t busy;               /* BUSY answers (each retried after its hint) */
+	uint64_t busy_retries;       /* requests sent again after a BUSY answer and its wait */
 	uint64_t error_datagrams;    /* whole datagrams refused (ERROR) */
 	uint64_t retransmits;        /* requests sent again after a timeout */
-	uint64_t late_answers;       /* answers for requests already answered */
+	uint64_t late_answers;       /* answers for requests already answered (or a
+	                              * BUSY for one already waiting to be resent) */
 	uint64_t unexpected_duplicates; /* DUPLICATE on a first, unrepeated send */
 	uint64_t retries_sent;       /* deliberate repeats of a done request */
 	uint64_t retries_duplicate;  /* ...answered with the DUPLICATE flag */

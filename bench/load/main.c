@@ -13,6 +13,7 @@
 #include "echo.h"
 #include "load.h"
 #include "report.h"
+#include "sweep.h"
 #include "verify.h"
 #include "workload.h"
 
@@ -37,6 +38,15 @@ static const char usage_text[] =
 	"  --inflight-max N       open loop: requests in flight at most (default 131072)\n"
 	"  --duration S           seconds of load (default 10)\n"
 	"  --count N              stop after N requests (with --duration: whichever first)\n"
+	"latency sweep:\n"
+	"  --sweep RATES|auto     open loop at each rate in turn (comma list, k/M suffixes;\n"
+	"                         auto: 25k,50k,100k,150k,200k,300k,400k,600k,800k,1M,1.2M,\n"
+	"                         1.5M,2M), a fresh histogram per step; stops when delivered\n"
+	"                         falls below 95%% of offered or p99 passes 50 ms; prints a\n"
+	"                         table and the highest rate with p99 <= 5 ms and <= 1 ms;\n"
+	"                         --json / --plot then describe the sweep (latency against\n"
+	"                         offered rate); balances are verified once at the end\n"
+	"  --step-seconds S       seconds per sweep step (default 3)\n"
 	"workload:\n"
 	"  --mix coffee=60,bills=10,news=30   weights of the models (default as shown)\n"
 	"  --zipf S               payee skew exponent (default 1.0; 0 = uniform)\n"
@@ -56,7 +66,9 @@ static const char usage_text[] =
 	"  --currency N           ISO 4217 numeric (default 978)\n"
 	"  --seed N               workload random seed (default: from the clock)\n"
 	"robustness:\n"
-	"  --timeout-ms N         resend the same request after N ms unanswered (default 500)\n"
+	"  --timeout-ms N         resend the same request after N ms unanswered (default 500),\n"
+	"                         then after 2N, 4N, 8N, 8N ... each plus a random 0-50%%;\n"
+	"                         BUSY answers are resent after their retry_after_us + 0-50%%\n"
 	"  --retransmits N        then give up: NO_ANSWER, the run fails (default 20)\n"
 	"output:\n"
 	"  --json FILE            config, totals, codes, latency, verification, per-second series\n"
@@ -76,6 +88,7 @@ enum option_key {
 	OPT_UTILITIES, OPT_PUBLISHERS, OPT_BROKE, OPT_RETRY, OPT_REFUND, OPT_HOLD,
 	OPT_PAYER_FUNDS, OPT_BROKE_FUNDS, OPT_BASE, OPT_EXISTING, OPT_CURRENCY, OPT_SEED,
 	OPT_TIMEOUT, OPT_RETRANSMITS, OPT_JSON, OPT_PLOT, OPT_QUIET, OPT_NO_VERIFY, OPT_CORRUPT,
+	OPT_SWEEP, OPT_STEP_SECONDS,
 };
 
 static const struct option long_options[] = {
@@ -111,6 +124,8 @@ static const struct option long_options[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 	{ "corrupt-tally", required_argument, NULL, OPT_CORRUPT },
+	{ "sweep", required_argument, NULL, OPT_SWEEP },
+	{ "step-seconds", required_argument, NULL, OPT_STEP_SECONDS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -131,6 +146,7 @@ static void config_default(struct load_config *config)
 	config->timeout_ms = 500;
 	config->retransmits_max = 20;
 	config->seed = (uint64_t)time(NULL) * 2654435761u;
+	config->sweep_step_s = 3;
 }
 
 /* A whole number with an optional k / M / G suffix (powers of 1000). */
@@ -197,6 +213,43 @@ static int parse_mix(const char *text, uint32_t mix[LOAD_WORKLOADS])
 	if (parsed[0] + parsed[1] + parsed[2] == 0)
 		return -1;
 	memcpy(mix, parsed, sizeof(parsed));
+	return 0;
+}
+
+/* A rate with an optional k / M suffix and decimals ("1.5M"). */
+static int parse_rate(const char *text, uint64_t *value)
+{
+	char *end = NULL;
+	double number = strtod(text, &end);
+	if (end == text || !(number > 0))
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		number *= 1e3, end++;
+	else if (*end == 'M' || *end == 'm')
+		number *= 1e6, end++;
+	if (*end != '\0' || number < 1 || number > 1e9)
+		return -1;
+	*value = (uint64_t)(number + 0.5);
+	return 0;
+}
+
+static int parse_sweep(const char *text, struct load_config *config)
+{
+	if (!strcmp(text, "auto"))
+		text = "25k,50k,100k,150k,200k,300k,400k,600k,800k,1M,1.2M,1.5M,2M";
+	char copy[1024];
+	if (snprintf(copy, sizeof(copy), "%s", text) >= (int)sizeof(copy))
+		return -1;
+	uint32_t steps = 0;
+	char *save = NULL;
+	for (char *part = strtok_r(copy, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+		if (steps == LOAD_SWEEP_STEPS_MAX || parse_rate(part, &config->sweep_rates[steps]) != 0)
+			return -1;
+		steps++;
+	}
+	if (steps == 0)
+		return -1;
+	config->sweep_steps = steps;
 	return 0;
 }
 
@@ -284,6 +337,11 @@ static int parse_option(int option, const char *text, struct load_config *config
 	case OPT_PLOT: config->plot_path = text; return 0;
 	case OPT_QUIET: config->quiet = true; return 0;
 	case OPT_NO_VERIFY: *no_verify = true; return 0;
+	case OPT_SWEEP: return parse_sweep(text, config);
+	case OPT_STEP_SECONDS:
+		config->sweep_step_s = strtod(text, &end);
+		return end == text || *end != '\0' || !(config->sweep_step_s >= 0.2) ||
+		       config->sweep_step_s > 3600 ? -1 : 0;
 	default: return parse_number_option(option, text, config);
 	}
 }
@@ -307,6 +365,10 @@ static int parse_arguments(int argc, char **argv, struct load_config *config, bo
 	}
 	if (optind < argc) {
 		fprintf(stderr, "payswitch-load: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (config->sweep_steps > 0 && (config->rate || config->count)) {
+		fprintf(stderr, "payswitch-load: --sweep sets the rates and durations itself\n");
 		return 2;
 	}
 	if (config->duration_s == 0 && config->count == 0) {
@@ -366,6 +428,8 @@ static int run_open(struct run *run)
 		if (load_setup(&run->config, &run->accounts, run->client, run->expected, stderr) != 0)
 			return 3;
 	}
+	if (run->config.sweep_steps > 0)
+		return -1;   /* a driver per step */
 	run->driver = load_driver_create(&run->config, &run->accounts, &run->workload, run->client,
 					 run->expected, &error);
 	if (run->driver == NULL) {
@@ -386,9 +450,8 @@ static void run_close(struct run *run)
 }
 
 /* Verifies and writes the verdict. Returns the exit status so far. */
-static int run_verify(struct run *run, int driven)
+static int run_verify(struct run *run, int driven, const struct load_totals *totals)
 {
-	const struct load_totals *totals = load_driver_totals(run->driver);
 	int status = 0;
 	snprintf(run->verdict, sizeof(run->verdict), "PASS");
 	if (driven != 0) {
@@ -473,6 +536,41 @@ static int run_report(struct run *run, int status)
 	return status;
 }
 
+/* --sweep: the steps, one verification, the table, JSON and plot. */
+static int run_sweep(struct run *run)
+{
+	static struct load_sweep sweep;
+	fprintf(stderr, "payswitch-load: sweep, open loop, %u per datagram, %u rates, %.1f s each%s\n",
+		run->config.per_datagram, run->config.sweep_steps, run->config.sweep_step_s,
+		run->config.echo ? ", echo stand-in (no switch)" : "");
+	int driven = load_sweep_run(&run->config, &run->accounts, &run->workload, run->client,
+				    run->expected, &sweep);
+	if (driven != 0)
+		fprintf(stderr, "payswitch-load: socket failure: %s\n", strerror(-driven));
+	else if (sweep.totals.codes[LOAD_CODE_NO_ANSWER] > 0)
+		driven = -ETIMEDOUT;
+	int status = run_verify(run, driven, &sweep.totals);
+	load_sweep_table(&run->config, &sweep, run->verdict, stdout);
+	fflush(stdout);
+	if (run->config.json_path) {
+		int written = load_sweep_json(&run->config, &sweep, run->verdict, run->config.json_path);
+		if (written != 0) {
+			fprintf(stderr, "payswitch-load: writing %s: %s\n", run->config.json_path,
+				strerror(-written));
+			status = status ? status : 1;
+		}
+	}
+	if (run->config.plot_path &&
+	    load_sweep_plot(&run->config, &sweep, run->config.plot_path) != 0) {
+		fprintf(stderr, "payswitch-load: plot %s failed (is gnuplot installed?)\n",
+			run->config.plot_path);
+		status = status ? status : 1;
+	}
+	if (status == 1)
+		fprintf(stderr, "payswitch-load: %s\n", run->verdict);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	static struct run run;
@@ -485,6 +583,11 @@ int main(int argc, char **argv)
 		run_close(&run);
 		return status;
 	}
+	if (run.config.sweep_steps > 0) {
+		status = run_sweep(&run);
+		run_close(&run);
+		return status;
+	}
 	fprintf(stderr, "payswitch-load: %s loop, %s%u per datagram, %s%.0f s%s\n",
 		run.config.rate ? "open" : "closed", "", run.config.per_datagram,
 		run.config.count ? "count-limited, " : "", run.config.duration_s,
@@ -492,7 +595,7 @@ int main(int argc, char **argv)
 	int driven = load_driver_run(run.driver);
 	if (driven != 0 && driven != -ETIMEDOUT)
 		fprintf(stderr, "payswitch-load: socket failure: %s\n", strerror(-driven));
-	status = run_verify(&run, driven);
+	status = run_verify(&run, driven, load_driver_totals(run.driver));
 	status = run_report(&run, status);
 	run_close(&run);
 	return status;

@@ -64,10 +64,13 @@ void load_report_summary(const struct load_report *report, FILE *out)
 	fprintf(out, "\nmoney approved     %llu.%02llu (pay + capture)\n",
 		(unsigned long long)(totals->approved_cents / 100),
 		(unsigned long long)(totals->approved_cents % 100));
-	fprintf(out, "busy answers       %llu (resent), whole datagrams refused %llu\n",
+	fprintf(out, "busy answers       %llu, whole datagrams refused %llu\n",
 		(unsigned long long)totals->busy, (unsigned long long)totals->error_datagrams);
-	fprintf(out, "retransmits        %llu after timeouts, late answers %llu\n",
-		(unsigned long long)totals->retransmits, (unsigned long long)totals->late_answers);
+	fprintf(out, "retries after BUSY %llu (after the hint + jitter)\n",
+		(unsigned long long)totals->busy_retries);
+	fprintf(out, "retransmits        %llu after timeouts (backed off, jittered)\n",
+		(unsigned long long)totals->retransmits);
+	fprintf(out, "late answers       %llu\n", (unsigned long long)totals->late_answers);
 	fprintf(out, "deliberate retries %llu: duplicate %llu, re-applied %llu, other code %llu, "
 		     "unanswered %llu\n",
 		(unsigned long long)totals->retries_sent, (unsigned long long)totals->retries_duplicate,
@@ -123,7 +126,8 @@ static void json_totals(FILE *file, const struct load_totals *totals)
 {
 #define FIELD(name) fprintf(file, "\"%s\": %llu, ", #name, (unsigned long long)totals->name)
 	fprintf(file, "  \"totals\": {");
-	FIELD(created); FIELD(sent); FIELD(completed); FIELD(busy); FIELD(error_datagrams);
+	FIELD(created); FIELD(sent); FIELD(completed); FIELD(busy); FIELD(busy_retries);
+	FIELD(error_datagrams);
 	FIELD(retransmits); FIELD(late_answers); FIELD(unexpected_duplicates); FIELD(retries_sent);
 	FIELD(retries_duplicate); FIELD(retries_reapplied); FIELD(retries_mismatch);
 	FIELD(retries_unanswered); FIELD(approved_cents); FIELD(datagrams); FIELD(send_stalls);
@@ -183,11 +187,12 @@ int load_report_json(const struct load_report *report, const char *path)
 		const struct load_second *s = &report->series[i];
 		fprintf(file,
 			"    {\"t_s\": %.3f, \"span_s\": %.3f, \"sent\": %llu, \"completed\": %llu, \"approved\": %llu, "
-			"\"declined\": %llu, \"busy\": %llu, \"retransmits\": %llu, \"p50_ms\": %.4f, "
+			"\"declined\": %llu, \"busy\": %llu, \"busy_retries\": %llu, \"retransmits\": %llu, \"p50_ms\": %.4f, "
 			"\"p99_ms\": %.4f, \"p999_ms\": %.4f, \"max_ms\": %.4f}%s\n",
 			s->t_s, s->span_s, (unsigned long long)s->sent, (unsigned long long)s->completed,
 			(unsigned long long)s->approved, (unsigned long long)s->declined,
-			(unsigned long long)s->busy, (unsigned long long)s->retransmits, ms(s->p50_ns),
+			(unsigned long long)s->busy, (unsigned long long)s->busy_retries,
+			(unsigned long long)s->retransmits, ms(s->p50_ns),
 			ms(s->p99_ns), ms(s->p999_ns), ms(s->max_ns),
 			i + 1 < report->series_count ? "," : "");
 	}

@@ -5,9 +5,11 @@
 #   test_load.sh corrupt   a deliberately wrong expected balance fails the run
 #                          loudly, naming the account
 #   test_load.sh json      --json writes well-formed JSON with every section
+#   test_load.sh sweep     --sweep over 3 small rates x 1 s prints its table and
+#                          writes valid JSON (the shape, never the figures)
 # PAYSWITCH and PAYSWITCH_LOAD are the binaries' paths (tests/load/meson.build).
 set -euo pipefail
-case_name="${1:?usage: test_load.sh short|corrupt|json}"
+case_name="${1:?usage: test_load.sh short|corrupt|json|sweep}"
 : "${PAYSWITCH:?PAYSWITCH is not set}" "${PAYSWITCH_LOAD:?PAYSWITCH_LOAD is not set}"
 
 dir=$(mktemp -d /tmp/payswitch-load-test-XXXXXX)
@@ -105,6 +107,43 @@ assert doc["latency"]["p50_ms"] <= doc["latency"]["p99_ms"] <= doc["latency"]["m
 assert len(doc["series"]) >= 2 and all("completed" in s for s in doc["series"])
 assert doc["verification"]["done"] and doc["verification"]["mismatches"] == 0
 print("json ok:", doc["totals"]["completed"], "requests,", len(doc["series"]), "seconds")
+PY
+    stop_and_audit
+    ;;
+  sweep)
+    status=0
+    "$PAYSWITCH_LOAD" --server "127.0.0.1:$port" --quiet --sweep 1k,2k,4k --step-seconds 1 \
+      --per-datagram 8 --payers 2000 --merchants 200 --utilities 4 --publishers 10 --seed 7 \
+      --json "$dir/sweep.json" >"$dir/sweep.out" 2>"$dir/sweep.err" || status=$?
+    cat "$dir/sweep.out"
+    [[ $status -eq 0 ]] || fail "payswitch-load --sweep exited $status: $(tail -n 20 "$dir/sweep.err")"
+    grep -q "== payswitch-load sweep" "$dir/sweep.out" || fail "no sweep table"
+    grep -Eq "^ +offered/s +sent/s +delivered/s +BUSY% +p50 ms +p99 ms +p99.9 ms" "$dir/sweep.out" \
+      || fail "no table header"
+    # At least one row (a slow machine may stop the sweep early; the figures are not checked).
+    grep -Eq "^ +1000 +[0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+" "$dir/sweep.out" \
+      || fail "no row for 1000/s"
+    grep -Eq "^highest rate at p99 <= 5 ms: [0-9]+ payments/s" "$dir/sweep.out" || fail "no 5 ms line"
+    grep -Eq "^highest rate at p99 <= 1 ms: [0-9]+ payments/s" "$dir/sweep.out" || fail "no 1 ms line"
+    grep -q "verdict            PASS" "$dir/sweep.out" || fail "no PASS verdict"
+    python3 - "$dir/sweep.json" <<'PY' || fail "sweep.json is not a valid sweep document"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["mode"] == "sweep", doc.get("mode")
+assert doc["verdict"] == "PASS", doc["verdict"]
+steps = doc["steps"]
+assert 1 <= len(steps) <= 3, len(steps)
+assert [s["offered_per_s"] for s in steps] == [1000, 2000, 4000][:len(steps)]
+for s in steps:
+    for key in ("delivered_per_s", "busy_share", "p50_ms", "p99_ms", "p999_ms", "busy",
+                "busy_retries", "retransmits", "late_answers", "sustained"):
+        assert key in s, key
+    assert 0 <= s["busy_share"] <= 1
+    assert s["p50_ms"] <= s["p99_ms"] <= s["p999_ms"]
+    assert s["completed"] > 0 and s["no_answer"] == 0
+for key in ("p99_5ms_per_s", "p99_1ms_per_s"):
+    assert doc["best"][key] in (0, 1000, 2000, 4000), doc["best"]
+print("sweep json ok:", len(steps), "steps")
 PY
     stop_and_audit
     ;;

@@ -661,3 +661,323 @@ Test(udp, wake_fd_ends_the_wait, .timeout = 30)
 	netio_transport_close(transport);
 	close(wake);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Backoff and BUSY with a retry-after hint (netio_client_call)             */
+/* ------------------------------------------------------------------------ */
+
+/* A fake switch on a plain UDP socket: the first `busy_datagrams` request
+ * datagrams are answered with BUSY (retry_after_us = hint_us) for the
+ * requests whose position is even (all of them when busy_all), OK for the
+ * others; later datagrams are answered OK; silent: never answers. It keeps
+ * every datagram it receives and the monotonic time it read it, before
+ * answering, so "the next copy came at least the hint after the BUSY
+ * answer" is a bound that holds however the threads are scheduled. */
+#define HINT_DATAGRAMS_KEPT 16u
+
+struct hint_server {
+	int fd;
+	uint16_t port;
+	pthread_t thread;
+	atomic_bool stop;
+	uint32_t busy_datagrams;
+	bool busy_all;
+	bool silent;
+	uint32_t hint_us;
+	pthread_mutex_t lock;
+	uint32_t received;
+	uint64_t read_ns[HINT_DATAGRAMS_KEPT];
+	uint32_t length[HINT_DATAGRAMS_KEPT];
+	alignas(64) uint8_t kept[HINT_DATAGRAMS_KEPT][NETIO_DATAGRAM_MAX];
+};
+
+static uint64_t hint_now_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static void hint_answer(struct hint_server *server, const struct netio_view *view,
+			uint32_t index, const struct sockaddr_storage *peer, socklen_t peer_length)
+{
+	alignas(64) static _Thread_local uint8_t out[NETIO_REPLY_MAX];
+	static _Thread_local struct ledger_result answers[NETIO_BATCH_MAX];
+	for (uint32_t i = 0; i < view->count; i++) {
+		memset(&answers[i], 0, sizeof(answers[i]));
+		answers[i].id = view->requests[i].id;
+		answers[i].amount = view->requests[i].amount;
+		if (index < server->busy_datagrams && (server->busy_all || i % 2 == 0)) {
+			answers[i].code = LEDGER_BUSY;
+			answers[i].retry_after_us = server->hint_us;
+		} else {
+			answers[i].sequence = i + 1;
+		}
+	}
+	size_t size = netio_encode_results(out, sizeof(out), view->header.client_id,
+					   view->header.sequence, answers, view->count);
+	ssize_t sent = sendto(server->fd, out, size, 0, (const struct sockaddr *)peer, peer_length);
+	assert(sent == (ssize_t)size);
+	(void)sent;
+}
+
+static void *hint_main(void *argument)
+{
+	struct hint_server *server = argument;
+	alignas(64) static _Thread_local uint8_t in[NETIO_RX_BUFFER_BYTES];
+	while (!atomic_load(&server->stop)) {
+		struct pollfd readable = {.fd = server->fd, .events = POLLIN};
+		if (poll(&readable, 1, 10) <= 0)
+			continue;
+		struct sockaddr_storage peer;
+		socklen_t peer_length = sizeof(peer);
+		ssize_t n = recvfrom(server->fd, in, sizeof(in), 0, (struct sockaddr *)&peer,
+				     &peer_length);
+		uint64_t read_ns = hint_now_ns();
+		struct netio_view view;
+		if (n <= 0 || netio_decode(in, (size_t)n, &view) != LEDGER_OK ||
+		    view.header.type != NETIO_TYPE_REQUEST)
+			continue;
+		pthread_mutex_lock(&server->lock);
+		uint32_t index = server->received++;
+		if (index < HINT_DATAGRAMS_KEPT) {
+			server->read_ns[index] = read_ns;
+			server->length[index] = (uint32_t)n;
+			memcpy(server->kept[index], in, (size_t)n);
+		}
+		pthread_mutex_unlock(&server->lock);
+		if (!server->silent)
+			hint_answer(server, &view, index, &peer, peer_length);
+	}
+	return NULL;
+}
+
+static void hint_start(struct hint_server *server)
+{
+	server->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(server->fd, 0);
+	struct sockaddr_in address = {.sin_family = AF_INET,
+				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	cr_assert_eq(bind(server->fd, (struct sockaddr *)&address, sizeof(address)), 0);
+	socklen_t length = sizeof(address);
+	cr_assert_eq(getsockname(server->fd, (struct sockaddr *)&address, &length), 0);
+	server->port = ntohs(address.sin_port);
+	cr_assert_eq(pthread_mutex_init(&server->lock, NULL), 0);
+	atomic_store(&server->stop, false);
+	cr_assert_eq(pthread_create(&server->thread, NULL, hint_main, server), 0);
+}
+
+/* Stops the thread; the records may then be read without the lock. */
+static void hint_stop(struct hint_server *server)
+{
+	atomic_store(&server->stop, true);
+	pthread_join(server->thread, NULL);
+	pthread_mutex_destroy(&server->lock);
+	close(server->fd);
+}
+
+/* The request records of kept datagram `index`. */
+static const struct ledger_request *hint_requests(const struct hint_server *server,
+						  uint32_t index, uint32_t *count)
+{
+	const struct netio_header *header = (const void *)server->kept[index];
+	*count = header->count;
+	return (const void *)(server->kept[index] + NETIO_HEADER_SIZE);
+}
+
+static void hint_make_requests(struct ledger_request *made, uint32_t count, uint64_t first_id)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		memset(&made[i], 0, sizeof(made[i]));
+		made[i].id = first_id + i;
+		made[i].timestamp_us = 1700000000000000ull + i;
+		made[i].account_id = 1 + i;
+		made[i].other_id = 100000 + i;
+		made[i].amount = 10 * (first_id + i);
+		made[i].currency = 978;
+		made[i].kind = LEDGER_KIND_PAY;
+	}
+}
+
+Test(backoff, schedule_grows_with_jitter_that_only_adds, .timeout = 30)
+{
+	const uint64_t base = 20000;   /* 20 ms */
+	uint64_t previous_max = 0;
+	for (uint32_t attempt = 0; attempt <= NETIO_CLIENT_BACKOFF_SHIFT_MAX; attempt++) {
+		uint64_t nominal = base << attempt;
+		uint64_t low = netio_client_backoff_us(base, attempt, 0, 0);
+		uint64_t high = netio_client_backoff_us(base, attempt, 0, UINT64_MAX);
+		uint64_t three_quarters = netio_client_backoff_us(base, attempt, 0, 3ull << 62);
+		cr_assert_eq(low, nominal, "attempt %u: no jitter below the nominal wait", attempt);
+		cr_assert_lt(high, nominal + nominal / 2, "attempt %u: at most +50%%", attempt);
+		cr_assert_geq(high, nominal + nominal / 2 - 1);
+		cr_assert_eq(three_quarters, nominal + nominal * 3 / 8, "u = 0.75 adds 37.5%%");
+		cr_assert_gt(low, previous_max, "attempt %u waits longer than any wait of %u",
+			     attempt, attempt - 1);
+		previous_max = high;
+		/* Pure: the same arguments give the same wait. */
+		cr_assert_eq(netio_client_backoff_us(base, attempt, 0, 0x1234567890abcdefull),
+			     netio_client_backoff_us(base, attempt, 0, 0x1234567890abcdefull));
+	}
+	/* Past the shift cap the nominal wait stays; an absolute cap bounds it. */
+	uint64_t capped = base << NETIO_CLIENT_BACKOFF_SHIFT_MAX;
+	cr_assert_eq(netio_client_backoff_us(base, 40, 0, 0), capped);
+	cr_assert_eq(netio_client_backoff_us(base, UINT32_MAX, 0, 0), capped);
+	cr_assert_eq(netio_client_backoff_us(base, 3, 50000, 0), 50000);
+	cr_assert_lt(netio_client_backoff_us(base, 3, 50000, UINT64_MAX), 75000);
+	cr_assert_eq(netio_client_backoff_us(UINT64_MAX, 3, 0, UINT64_MAX) > 0, true,
+		     "no overflow to 0");
+}
+
+Test(backoff, busy_wait_honours_the_hint, .timeout = 30)
+{
+	/* The hint, plus 0-50%. */
+	cr_assert_eq(netio_client_busy_wait_us(2000, 1, 0), 2000);
+	cr_assert_lt(netio_client_busy_wait_us(2000, 1, UINT64_MAX), 3000);
+	cr_assert_geq(netio_client_busy_wait_us(2000, 1, UINT64_MAX), 2999);
+	/* No hint (a full ring): 0.5 ms, doubling with each BUSY in a row. */
+	cr_assert_eq(netio_client_busy_wait_us(0, 1, 0), NETIO_CLIENT_BUSY_FALLBACK_US);
+	cr_assert_eq(netio_client_busy_wait_us(0, 2, 0), 2 * NETIO_CLIENT_BUSY_FALLBACK_US);
+	cr_assert_eq(netio_client_busy_wait_us(0, 4, 0), 8 * NETIO_CLIENT_BUSY_FALLBACK_US);
+	/* A hint answered BUSY again and again is floored by the doubling. */
+	cr_assert_eq(netio_client_busy_wait_us(600, 1, 0), 600);
+	cr_assert_eq(netio_client_busy_wait_us(600, 3, 0), 4 * NETIO_CLIENT_BUSY_FALLBACK_US);
+	/* Never beyond the largest hint the switch sends (+50%). */
+	cr_assert_eq(netio_client_busy_wait_us(0, 200, 0), NETIO_CLIENT_BUSY_WAIT_MAX_US);
+	cr_assert_eq(netio_client_busy_wait_us(UINT32_MAX, 1, 0), NETIO_CLIENT_BUSY_WAIT_MAX_US);
+	cr_assert_lt(netio_client_busy_wait_us(UINT32_MAX, 1, UINT64_MAX),
+		     NETIO_CLIENT_BUSY_WAIT_MAX_US * 3 / 2);
+	cr_assert_eq(netio_client_busy_wait_us(0, 0, 0), NETIO_CLIENT_BUSY_FALLBACK_US,
+		     "0 answers in a row counts as the first");
+}
+
+Test(backoff, busy_is_retried_after_the_hint_with_the_same_request_bytes, .timeout = 30)
+{
+	/* The first datagram's even requests are answered BUSY with a 30 ms
+	 * hint: the call sends those (and only those) again, in a new datagram
+	 * with the same request bytes, no sooner than the hint after the
+	 * server answered; then every result is OK. */
+	static struct hint_server server = {.busy_datagrams = 1, .hint_us = 30000};
+	hint_start(&server);
+	int error = 0;
+	struct netio_client *client = netio_client_open("127.0.0.1", server.port, &error);
+	cr_assert_not_null(client, "open: %s", strerror(-error));
+	static struct ledger_request made[5];
+	static struct ledger_result answers[5];
+	hint_make_requests(made, 5, 900);
+	cr_assert_eq(netio_client_call(client, made, 5, answers, 5000, 3), 0);
+	for (uint32_t i = 0; i < 5; i++) {
+		cr_assert_eq(answers[i].id, made[i].id);
+		cr_assert_eq(answers[i].code, LEDGER_OK, "request %u: code %u", i, answers[i].code);
+		cr_assert_eq(answers[i].retry_after_us, 0);
+	}
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	netio_client_close(client);
+	hint_stop(&server);
+	cr_assert_eq(stats.busy_retries, 3, "requests 0, 2, 4 were sent again");
+	cr_assert_eq(stats.retransmits, 0);
+	cr_assert_eq(stats.datagrams_sent, 2);
+	cr_assert_eq(server.received, 2);
+	uint32_t first_count = 0, again_count = 0;
+	const struct ledger_request *first = hint_requests(&server, 0, &first_count);
+	const struct ledger_request *again = hint_requests(&server, 1, &again_count);
+	cr_assert_eq(first_count, 5);
+	cr_assert_eq(again_count, 3);
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(memcmp(&again[i], &first[2 * i], sizeof(again[i])), 0,
+			     "BUSY resend %u is request %u byte for byte", i, 2 * i);
+	const struct netio_header *h0 = (const void *)server.kept[0];
+	const struct netio_header *h1 = (const void *)server.kept[1];
+	cr_assert_neq(h0->sequence, h1->sequence, "a BUSY round is a new datagram");
+	uint64_t gap_ns = server.read_ns[1] - server.read_ns[0];
+	cr_assert_geq(gap_ns, (uint64_t)server.hint_us * 1000u, "waited at least the hint: %" PRIu64
+		      " ns", gap_ns);
+	fprintf(stderr, "backoff busy_is_retried_after_the_hint: 3 of 5 requests BUSY (hint 30 ms), "
+		"resent after %.1f ms in a new datagram, then OK\n", (double)gap_ns / 1e6);
+}
+
+Test(backoff, busy_is_returned_when_retries_are_spent, .timeout = 30)
+{
+	/* Always BUSY: retries = 0 returns the first answer with its hint;
+	 * retries = 2 sends twice more, then returns BUSY (not NO_ANSWER). */
+	static struct hint_server server = {.busy_datagrams = UINT32_MAX, .busy_all = true,
+					    .hint_us = 1000};
+	hint_start(&server);
+	int error = 0;
+	struct netio_client *client = netio_client_open("127.0.0.1", server.port, &error);
+	cr_assert_not_null(client, "open: %s", strerror(-error));
+	static struct ledger_request made[2];
+	static struct ledger_result answers[2];
+	hint_make_requests(made, 2, 70);
+	cr_assert_eq(netio_client_call(client, made, 2, answers, 5000, 0), 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		cr_assert_eq(answers[i].code, LEDGER_BUSY);
+		cr_assert_eq(answers[i].retry_after_us, 1000, "the hint reaches the caller");
+	}
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.busy_retries, 0);
+	cr_assert_eq(netio_client_call(client, made, 2, answers, 5000, 2), 0);
+	for (uint32_t i = 0; i < 2; i++)
+		cr_assert_eq(answers[i].code, LEDGER_BUSY);
+	netio_client_stats_read(client, &stats);
+	netio_client_close(client);
+	hint_stop(&server);
+	cr_assert_eq(stats.busy_retries, 4, "2 rounds of 2 requests");
+	cr_assert_eq(server.received, 1 + 3);
+}
+
+Test(backoff, timeouts_back_off, .timeout = 30)
+{
+	/* Never answered: retries = 4 makes exactly 4 retransmissions, every
+	 * one the first datagram byte for byte, and the call lasts at least
+	 * the nominal schedule T + 2T + 4T + 8T + 8T (a lower bound the client
+	 * guarantees; ms deadlines may end each wait up to 1 ms early). */
+	static struct hint_server server = {.silent = true};
+	hint_start(&server);
+	int error = 0;
+	struct netio_client *client = netio_client_open("127.0.0.1", server.port, &error);
+	cr_assert_not_null(client, "open: %s", strerror(-error));
+	static struct ledger_request made[3];
+	static struct ledger_result answers[3];
+	hint_make_requests(made, 3, 500);
+	const int timeout_ms = 10;
+	const int retries = 4;
+	uint64_t start_ns = hint_now_ns();
+	cr_assert_eq(netio_client_call(client, made, 3, answers, timeout_ms, retries), -ETIMEDOUT);
+	uint64_t elapsed_ns = hint_now_ns() - start_ns;
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(answers[i].code, NETIO_CODE_NO_ANSWER);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 1);
+	cr_assert_eq(stats.retransmits, (uint64_t)retries);
+	cr_assert_eq(stats.busy_retries, 0);
+	uint64_t nominal_ms = 0;
+	for (int attempt = 0; attempt <= retries; attempt++)
+		nominal_ms += netio_client_backoff_us((uint64_t)timeout_ms * 1000u,
+						      (uint32_t)attempt, 0, 0) / 1000u;
+	cr_assert_eq(nominal_ms, 10 + 20 + 40 + 80 + 80);
+	cr_assert_geq(elapsed_ns + (uint64_t)(retries + 1) * 1000000u, nominal_ms * 1000000u,
+		      "the call lasted %" PRIu64 " ns", elapsed_ns);
+	/* Wait (bounded) for the last copy to be read, then compare. */
+	for (int turn = 0; turn < 2000; turn++) {
+		pthread_mutex_lock(&server.lock);
+		uint32_t received = server.received;
+		pthread_mutex_unlock(&server.lock);
+		if (received >= (uint32_t)retries + 1)
+			break;
+		usleep(1000);
+	}
+	netio_client_close(client);
+	hint_stop(&server);
+	cr_assert_eq(server.received, (uint32_t)retries + 1);
+	for (uint32_t i = 1; i < server.received; i++) {
+		cr_assert_eq(server.length[i], server.length[0]);
+		cr_assert_eq(memcmp(server.kept[i], server.kept[0], server.length[0]), 0,
+			     "copy %u is the first datagram byte for byte", i);
+	}
+	fprintf(stderr, "backoff timeouts_back_off: 1 + %d copies over %.0f ms (nominal schedule "
+		"%" PRIu64 " ms + jitter)\n", retries, (double)elapsed_ns / 1e6, nominal_ms);
+}
