@@ -22,6 +22,14 @@
  * checksum, wrong UDP port, random bytes), then checks that ARP and ICMP echo
  * are answered and that the switch still serves (phases 1, 2 and 4).
  *
+ * Authentication (protocol version 2): every datagram carries a 48-byte
+ * header whose sequence is the realtime clock in µs (strictly increasing),
+ * sealed with netio_seal: the admin key (--admin-key) for OPEN, DEPOSIT and
+ * BALANCE, the acquirer key (--key) for PAY; one of them alone signs
+ * everything, neither means key id 0 (a switch run --insecure-no-auth).
+ * Replies count only when their MAC is the key's (netio_mac_ok). A
+ * retransmission is a new datagram: a new sequence, the same requests.
+ *
  * Latency: one sample per payment, from the first transmission of its
  * datagram to the arrival of the reply that carries its result, in the
  * shared histogram (bench/common), nanoseconds.
@@ -51,9 +59,10 @@
 #include "netio.h"
 
 #define SLOT_BITS 12u
-#define UDP_SLOT_MAP (1u << 20)     /* --udp: sequence -> slot, by the low bits */
+#define UDP_SLOT_MAP (1u << 20)     /* sequence -> slot, by the low bits (~1 s of µs) */
 #define WINDOW_MAX (1u << SLOT_BITS)
-#define UDP_UNNUMBERED UINT64_MAX  /* --udp: a slot whose datagram never went out */
+#define UDP_UNNUMBERED UINT64_MAX  /* a sequence never used: --udp, a datagram that never
+                                    * went out; sequence_previous, no earlier one */
 #define CURRENCY 978
 #define RETRANSMIT_NS (500u * 1000000u)
 #define RETRANSMITS_MAX 20u
@@ -71,6 +80,8 @@ struct options {
 	uint32_t window;
 	uint32_t malformed;
 	const char *label;
+	const char *key_path;       /* --key: PAY */
+	const char *admin_key_path; /* --admin-key: OPEN, DEPOSIT, BALANCE */
 	bool header;
 	bool verify;
 };
@@ -80,6 +91,7 @@ enum phase_kind { PHASE_OPEN, PHASE_DEPOSIT, PHASE_PAY, PHASE_BALANCE };
 /* One datagram in flight. */
 struct slot {
 	uint64_t sequence;          /* 0: free */
+	uint64_t sequence_previous; /* the transmission before (a late answer counts) */
 	uint64_t sent_ns;           /* first transmission */
 	uint64_t resent_ns;         /* last transmission */
 	uint32_t retransmits;
@@ -95,10 +107,16 @@ struct load {
 	struct dpdk_options dpdk;
 	struct dpdk_port port;
 	struct dpdk_endpoint local, peer;
-	struct netio_client *udp;   /* --udp: the netio client library instead */
-	uint32_t *udp_slot_of;      /* --udp: UDP_SLOT_MAP entries */
+	struct netio_client *udp;   /* --udp: the netio client library instead (the
+	                             * phase's: udp_admin or udp_payments) */
+	struct netio_client *udp_admin, *udp_payments;
+	uint32_t *udp_slot_of;      /* UDP_SLOT_MAP entries: sequence -> slot */
 	uint64_t client_id;
-	uint64_t datagram_counter;  /* sequence = counter << SLOT_BITS | slot index */
+	uint64_t sequence_last;     /* DPDK: the last sequence used (realtime µs) */
+	bool keyed;                 /* keys loaded (else key id 0) */
+	struct netio_key key;       /* PAY */
+	struct netio_key admin_key; /* OPEN, DEPOSIT, BALANCE */
+	uint64_t replies_invalid;   /* replies whose key id or MAC is not ours */
 	uint64_t next_id;
 	struct slot *slots;
 	uint32_t *free_slots;       /* stack of free slot indexes */
@@ -146,6 +164,11 @@ static const char help_text[] =
 	"  --window W          datagrams in flight, 1..4096 (default 256)\n"
 	"  --malformed N       send N bad frames of each kind, check ARP and ping,\n"
 	"                      then open, fund and check accounts (no payments)\n"
+	"  --key FILE          acquirer key (payswitch client add ... --role acquirer)\n"
+	"                      that signs the payments\n"
+	"  --admin-key FILE    admin key that signs OPEN, DEPOSIT and BALANCE; one of\n"
+	"                      the two alone signs everything; neither: no key (only a\n"
+	"                      switch started --insecure-no-auth answers)\n"
 	"  --label TEXT        first column of the row (default dpdk)\n"
 	"  --no-header         print the row without the header line\n"
 	"  --no-verify         skip the final BALANCE check\n"
@@ -180,6 +203,8 @@ static int parse_options(int argc, char **argv, struct options *options)
 		{ "window", required_argument, NULL, 'w' },
 		{ "malformed", required_argument, NULL, 'M' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "admin-key", required_argument, NULL, 'A' },
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -201,6 +226,8 @@ static int parse_options(int argc, char **argv, struct options *options)
 		case 'w': options->window = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'M': options->malformed = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'L': options->label = optarg; break;
+		case 'K': options->key_path = optarg; break;
+		case 'A': options->admin_key_path = optarg; break;
 		case 'H': options->header = false; break;
 		case 'V': options->verify = false; break;
 		case 'h': fputs(help_text, stdout); exit(0);
@@ -216,6 +243,70 @@ static int parse_options(int argc, char **argv, struct options *options)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Reads one key file; prints the path and the reason when it cannot. */
+static int key_read(const char *option, const char *path, struct netio_key *key)
+{
+	int error = netio_key_load(path, key);
+	if (error != 0)
+		fprintf(stderr, "payswitch-dpdk-load: %s %s: %s\n", option, path,
+			error == -EACCES ? "readable by group or others (a key file must be mode "
+					   "0600: chmod 600 it)"
+			: error == -EINVAL ? "not a payswitch key file (from 'payswitch client add')"
+					   : strerror(-error));
+	return error;
+}
+
+/* --key and --admin-key; one alone signs everything. */
+static int keys_load(struct load *load)
+{
+	const struct options *o = &load->options;
+	if (o->key_path && key_read("--key", o->key_path, &load->key) != 0)
+		return -EINVAL;
+	if (o->admin_key_path && key_read("--admin-key", o->admin_key_path, &load->admin_key) != 0)
+		return -EINVAL;
+	if (o->key_path == NULL && o->admin_key_path == NULL) {
+		fprintf(stderr, "payswitch-dpdk-load: WARNING: no --key / --admin-key: only a switch "
+				"started --insecure-no-auth answers\n");
+		return 0;
+	}
+	if (o->key_path == NULL)
+		load->key = load->admin_key;
+	if (o->admin_key_path == NULL)
+		load->admin_key = load->key;
+	load->keyed = true;
+	return 0;
+}
+
+/* The key of the current phase: the payments' (acquirer) or the admin's. */
+static const struct netio_key *phase_key(const struct load *load)
+{
+	if (!load->keyed)
+		return NULL;
+	return load->phase == PHASE_PAY ? &load->key : &load->admin_key;
+}
+
+/* The next datagram sequence: the realtime clock in µs, or just past the
+ * last one (the switch refuses a sequence it has seen or one far off its clock). */
+static uint64_t sequence_take(struct load *load)
+{
+	uint64_t now = realtime_us();
+	load->sequence_last = now > load->sequence_last ? now : load->sequence_last + 1;
+	return load->sequence_last;
+}
+
+/* Gives the slot's datagram a new sequence and seals it (a first
+ * transmission or a retransmission: a new datagram, the same requests). */
+static void slot_number(struct load *load, struct slot *slot)
+{
+	uint64_t sequence = sequence_take(load);
+	struct netio_header *header = (struct netio_header *)(void *)slot->datagram;
+	header->sequence = sequence;
+	netio_seal(phase_key(load), slot->datagram, slot->length);
+	slot->sequence_previous = slot->sequence;
+	slot->sequence = sequence;
+	load->udp_slot_of[sequence & (UDP_SLOT_MAP - 1)] = (uint32_t)(slot - load->slots);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -423,6 +514,7 @@ static void send_udp(struct load *load, struct slot *slot)
 				     slot->count, slot->count, &sequence);
 	if (sent != 1)
 		return;
+	slot->sequence_previous = slot->sequence;
 	slot->sequence = sequence;
 	load->udp_slot_of[sequence & (UDP_SLOT_MAP - 1)] = (uint32_t)(slot - load->slots);
 }
@@ -453,11 +545,9 @@ static void fill_window(struct load *load)
 		if (count == 0)
 			break;
 		load->free_count--;
-		uint64_t sequence = (++load->datagram_counter << SLOT_BITS) | index;
 		slot->length = (uint32_t)netio_encode_requests(slot->datagram, NETIO_DATAGRAM_MAX,
-							       load->client_id, sequence, requests,
-							       count);
-		slot->sequence = sequence;
+							       load->client_id, 0, requests, count);
+		slot->sequence = 0;
 		slot->count = count;
 		slot->answered = 0;
 		slot->retransmits = 0;
@@ -472,6 +562,8 @@ static void fill_window(struct load *load)
 			send_udp(load, slot);
 			continue;
 		}
+		slot_number(load, slot);
+		slot->sequence_previous = UDP_UNNUMBERED;
 		frames[frame_count] = udp_frame(load, &load->peer, slot->datagram, slot->length);
 		frame_count += frames[frame_count] != NULL;
 		if (frame_count == NETIO_BURST_MAX) {
@@ -515,11 +607,12 @@ static uint32_t request_index(const struct slot *slot, const struct ledger_reque
 static void handle_reply(struct load *load, const struct netio_view *view, uint64_t now_ns)
 {
 	uint64_t sequence = view->header.sequence;
-	uint32_t slot_index = load->udp ? load->udp_slot_of[sequence & (UDP_SLOT_MAP - 1)]
-				       : (uint32_t)(sequence & (WINDOW_MAX - 1));
+	uint32_t slot_index = load->udp_slot_of[sequence & (UDP_SLOT_MAP - 1)];
 	struct slot *slot = &load->slots[slot_index];
 	if (view->header.client_id != load->client_id || slot_index >= load->options.window ||
-	    slot->sequence != sequence || view->header.type == NETIO_TYPE_REQUEST) {
+	    slot->sequence == 0 ||
+	    (slot->sequence != sequence && slot->sequence_previous != sequence) ||
+	    view->header.type == NETIO_TYPE_REQUEST) {
 		load->ignored++;
 		return;
 	}
@@ -552,6 +645,19 @@ static void handle_reply(struct load *load, const struct netio_view *view, uint6
 	}
 }
 
+/* A reply counts when it is sealed with one of our keys (a late answer of
+ * the phase before carries the other one). Without keys: key id 0. */
+static bool reply_authentic(const struct load *load, const struct netio_view *view,
+			    size_t length)
+{
+	if (!load->keyed)
+		return true;
+	const struct netio_key *key = view->header.key_id == load->key.id ? &load->key
+				      : view->header.key_id == load->admin_key.id ? &load->admin_key
+										 : NULL;
+	return key != NULL && netio_mac_ok(key->secret, load->rx_buffer, length);
+}
+
 /* One RX burst; returns the frames received. */
 static uint16_t receive_burst(struct load *load)
 {
@@ -571,10 +677,12 @@ static uint16_t receive_burst(struct load *load)
 			if (bytes != load->rx_buffer)
 				memcpy(load->rx_buffer, bytes, parsed.payload_length);
 			struct netio_view view;
-			if (netio_decode(load->rx_buffer, parsed.payload_length, &view) == LEDGER_OK)
-				handle_reply(load, &view, now_ns);
-			else
+			if (netio_decode(load->rx_buffer, parsed.payload_length, &view) != LEDGER_OK)
 				load->errors++;
+			else if (!reply_authentic(load, &view, parsed.payload_length))
+				load->replies_invalid++;   /* not from the switch we share a key with */
+			else
+				handle_reply(load, &view, now_ns);
 		}
 		rte_pktmbuf_free(frames[i]);
 	}
@@ -626,7 +734,8 @@ static void receive(struct load *load)
 	}
 }
 
-/* Sends again the datagrams not fully answered in time (same bytes). */
+/* Sends again the datagrams not fully answered in time: the same requests in
+ * a new datagram (a new sequence and MAC: the switch refuses one it has seen). */
 static int retransmit(struct load *load)
 {
 	uint64_t now_ns = dpdk_now_ns();
@@ -642,6 +751,7 @@ static int retransmit(struct load *load)
 			send_udp(load, slot);
 			continue;
 		}
+		slot_number(load, slot);
 		struct rte_mbuf *frame = udp_frame(load, &load->peer, slot->datagram, slot->length);
 		if (frame != NULL)
 			send_frames(load, &frame, 1);
@@ -653,6 +763,11 @@ static int retransmit(struct load *load)
 static int run_phase(struct load *load, enum phase_kind phase, uint64_t duration_ns)
 {
 	load->phase = phase;
+	if (load->udp != NULL) {
+		/* --udp: the client library seals with the phase's key. */
+		load->udp = phase == PHASE_PAY ? load->udp_payments : load->udp_admin;
+		load->client_id = netio_client_id(load->udp);
+	}
 	load->phase_next = 0;
 	load->phase_answered = 0;
 	load->phase_open = true;
@@ -698,8 +813,9 @@ static struct rte_mbuf *bad_frame(struct load *load, enum bad_kind kind)
 	uint8_t payload[NETIO_HEADER_SIZE + NETIO_REQUEST_SIZE];
 	struct ledger_request request = request_make(load, LEDGER_KIND_BALANCE,
 						     load->options.first_account, 0, 0);
-	size_t length = netio_encode_requests(payload, sizeof(payload), load->client_id, 1,
-					      &request, 1);
+	size_t length = netio_encode_requests(payload, sizeof(payload), load->client_id,
+					      sequence_take(load), &request, 1);
+	netio_seal(load->keyed ? &load->admin_key : NULL, payload, length);
 	struct dpdk_endpoint to = load->peer;
 	if (kind == BAD_PORT)
 		to.port_be = htons((uint16_t)(ntohs(to.port_be) + 1));
@@ -810,21 +926,26 @@ static int start_udp(struct load *load)
 	}
 	*colon = '\0';
 	int error = 0;
-	load->udp = netio_client_open(host, (uint16_t)atoi(colon + 1), &error);
-	if (load->udp == NULL) {
+	uint16_t port = (uint16_t)atoi(colon + 1);
+	load->udp_admin = netio_client_open_key(host, port, load->keyed ? &load->admin_key : NULL,
+						&error);
+	if (load->udp_admin != NULL)
+		load->udp_payments = netio_client_open_key(host, port,
+							   load->keyed ? &load->key : NULL, &error);
+	if (load->udp_admin == NULL || load->udp_payments == NULL) {
 		fprintf(stderr, "payswitch-dpdk-load: %s: %s\n", load->options.udp, strerror(-error));
 		return error;
 	}
+	load->udp = load->udp_admin;
 	load->client_id = netio_client_id(load->udp);
-	load->udp_slot_of = calloc(UDP_SLOT_MAP, sizeof(uint32_t));
-	if (load->udp_slot_of == NULL)
-		return -ENOMEM;
 	return 0;
 }
 
 static int start(struct load *load)
 {
 	char error[512];
+	if (keys_load(load) != 0)
+		return -EINVAL;
 	if (load->options.udp != NULL)
 		return start_udp(load);
 	int result = dpdk_eal_start(load->options.dpdk_args, &load->dpdk, error, sizeof(error));
@@ -919,9 +1040,19 @@ static int run(struct load *load)
 		print_row(load, (double)(dpdk_now_ns() - begin) / 1e9);
 	}
 	int verified = load->options.verify ? verify(load) : 0;
+	if (load->udp != NULL) {
+		struct netio_client_stats stats;
+		netio_client_stats_read(load->udp_admin, &stats);
+		load->replies_invalid += stats.replies_invalid;
+		netio_client_stats_read(load->udp_payments, &stats);
+		load->replies_invalid += stats.replies_invalid;
+	}
 	fprintf(stderr, "payswitch-dpdk-load: datagrams %" PRIu64 " retransmits %" PRIu64
-		" replies %" PRIu64 " ignored %" PRIu64 " setup errors %" PRIu64 "\n",
-		load->datagrams_sent, load->retransmits, load->replies, load->ignored, setup_errors);
+		" replies %" PRIu64 " ignored %" PRIu64 " replies failing authentication %" PRIu64
+		" setup errors %" PRIu64 " (key id payments %u, admin %u)\n",
+		load->datagrams_sent, load->retransmits, load->replies, load->ignored,
+		load->replies_invalid, setup_errors, load->keyed ? load->key.id : 0,
+		load->keyed ? load->admin_key.id : 0);
 	return verified == 0 && load->errors == 0 && setup_errors == 0 ? 0 : 1;
 }
 
@@ -943,7 +1074,9 @@ int main(int argc, char **argv)
 	load.seen = calloc(load.options.accounts, sizeof(int64_t));
 	load.retry = calloc((size_t)load.options.window * NETIO_BATCH_MAX + 1,
 			    sizeof(struct ledger_request));
-	if (!load.slots || !load.free_slots || !load.model || !load.seen || !load.retry) {
+	load.udp_slot_of = calloc(UDP_SLOT_MAP, sizeof(uint32_t));
+	if (!load.slots || !load.free_slots || !load.model || !load.seen || !load.retry ||
+	    !load.udp_slot_of) {
 		fprintf(stderr, "payswitch-dpdk-load: out of memory\n");
 		return 1;
 	}
@@ -956,7 +1089,9 @@ int main(int argc, char **argv)
 		dpdk_port_stop(&load.port);
 		(void)rte_eal_cleanup();
 	}
-	if (load.udp != NULL)
-		netio_client_close(load.udp);
+	if (load.udp_admin != NULL)
+		netio_client_close(load.udp_admin);
+	if (load.udp_payments != NULL)
+		netio_client_close(load.udp_payments);
 	return status;
 }

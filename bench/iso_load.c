@@ -4,7 +4,7 @@
  * window of pipelined requests; latency from write to the matching response
  * (matched by STAN, field 11) into the shared histogram.
  *
- *   payswitch-iso-load setup --switch HOST:PORT --directory FILE [--cards N]
+ *   payswitch-iso-load setup --switch HOST:PORT --directory FILE [--cards N] [--key FILE]
  *       opens a funding account, N card accounts (funded) and a merchant on
  *       the switch, and writes the gateway's directory file.
  *   payswitch-iso-load run --gateway HOST:PORT [--framing binary|ascii]
@@ -45,6 +45,7 @@ struct options {
 	uint32_t cards;
 	bool purchase;
 	char directory[1024];
+	char key_path[1024];            /* setup: the admin key (empty: key id 0) */
 };
 
 struct connection {
@@ -104,7 +105,15 @@ static int call_batch(struct netio_client *client, struct ledger_request *reques
 static int setup(const struct options *o)
 {
 	int error = 0;
-	struct netio_client *client = netio_client_open(o->host, o->port, &error);
+	struct netio_key key;
+	if (o->key_path[0] != '\0' && (error = netio_key_load(o->key_path, &key)) != 0) {
+		fprintf(stderr, "setup: --key %s: %s\n", o->key_path, strerror(-error));
+		return 1;
+	}
+	/* Opening and funding accounts needs the admin role; without --key only a
+	 * switch run --insecure-no-auth accepts the requests. */
+	struct netio_client *client = netio_client_open_key(o->host, o->port,
+							    o->key_path[0] ? &key : NULL, &error);
 	if (client == NULL) {
 		fprintf(stderr, "setup: switch: %s\n", strerror(-error));
 		return 1;
@@ -353,6 +362,7 @@ static int run(const struct options *o)
 
 static const char usage[] =
 	"usage: payswitch-iso-load setup --switch HOST:PORT --directory FILE [--cards N]\n"
+	"              [--key FILE]   (an admin key: payswitch client add NAME --role admin)\n"
 	"       payswitch-iso-load run --gateway HOST:PORT [--framing binary|ascii]\n"
 	"              [--connections N] [--pipeline N] [--seconds S] [--cards N]\n"
 	"              [--type auth|purchase]\n";
@@ -373,7 +383,9 @@ int main(int argc, char **argv)
 				fputs(usage, stderr);
 				return 2;
 			}
-		} else if (!strcmp(key, "--directory"))
+		} else if (!strcmp(key, "--key"))
+			snprintf(o.key_path, sizeof(o.key_path), "%s", value);
+		else if (!strcmp(key, "--directory"))
 			snprintf(o.directory, sizeof(o.directory), "%s", value);
 		else if (!strcmp(key, "--framing"))
 			o.framing = !strcmp(value, "ascii") ? ISO8583_FRAMING_ASCII : ISO8583_FRAMING_BINARY;

@@ -2,7 +2,8 @@
  * journal_bench.c — figures of the durable journal.
  *
  *  1. Durable append: records/s and MB/s against the group size (4 KiB ..
- *     1 MiB) for write+fdatasync (linked) and O_DIRECT+RWF_DSYNC, with the
+ *     1 MiB) and the groups in flight (1, 2, 4, 8; each its own write and
+ *     sync) for write+fdatasync (linked) and O_DIRECT+RWF_DSYNC, with the
  *     commit latency (commit to durable as seen by journal_poll) p50/p99/p999.
  *  2. Replay: a journal of real decisions (N accounts, deposits, payments)
  *     recovered from genesis (warm page cache): records/s verified+applied;
@@ -37,6 +38,8 @@ struct bench_options {
 	uint32_t preallocate_bytes; /* writer option: zeros kept ahead, 0 = off */
 	uint32_t only_group_bytes;  /* 0: every group size of the table */
 	int only_sync;              /* -1: both sync methods */
+	uint32_t only_in_flight;    /* 0: 1, 2, 4 and 8 groups in flight */
+	bool no_replay;             /* only the append table */
 	bool json;
 };
 
@@ -74,7 +77,7 @@ struct append_figures {
 
 /* Appends synthetic records for `seconds`, one commit per full group. */
 static void bench_append(const struct bench_options *options, enum journal_sync sync,
-			 uint32_t group_bytes, struct append_figures *figures)
+			 uint32_t group_bytes, uint32_t in_flight, struct append_figures *figures)
 {
 	char dir[256];
 	snprintf(dir, sizeof(dir), "%s/append", options->dir);
@@ -90,6 +93,7 @@ static void bench_append(const struct bench_options *options, enum journal_sync 
 	writer_options.group_bytes_max = group_bytes;
 	writer_options.segment_bytes_max = 4ull << 30;
 	writer_options.preallocate_bytes = options->preallocate_bytes;
+	writer_options.groups_in_flight_max = in_flight + 1;
 	struct journal_writer *writer = journal_writer_open(dir, 0, &writer_options, &error);
 	if (writer == NULL)
 		die("writer", error.text);
@@ -303,6 +307,8 @@ static void usage(FILE *out)
 		     "              of 4096 (default 8388608, the writer's default); 0 = off\n"
 		     "  --group-bytes  only this group size (default: 4 KiB .. 1 MiB)\n"
 		     "  --sync      only this sync method (default: both)\n"
+		     "  --in-flight N  only N groups in flight (default: 1, 2, 4, 8)\n"
+		     "  --no-replay  only the append table\n"
 		     "  --json      one JSON object instead of tables\n");
 }
 
@@ -310,7 +316,8 @@ static int parse(int argc, char **argv, struct bench_options *options)
 {
 	static const struct option long_options[] = {{"dir", 1, 0, 'd'}, {"seconds", 1, 0, 's'},
 		{"accounts", 1, 0, 'a'}, {"records", 1, 0, 'r'}, {"json", 0, 0, 'j'}, {"preallocate", 1, 0, 'p'},
-		{"group-bytes", 1, 0, 'g'}, {"sync", 1, 0, 'y'},
+		{"group-bytes", 1, 0, 'g'}, {"sync", 1, 0, 'y'}, {"in-flight", 1, 0, 'i'},
+		{"no-replay", 0, 0, 'n'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	memset(options, 0, sizeof(*options));
 	snprintf(options->dir, sizeof(options->dir), "build-journal/bench-data");
@@ -330,13 +337,16 @@ static int parse(int argc, char **argv, struct bench_options *options)
 		case 'p': options->preallocate_bytes = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'g': options->only_group_bytes = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'y': options->only_sync = strcmp(optarg, "direct") == 0 ? 1 : 0; break;
+		case 'i': options->only_in_flight = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'n': options->no_replay = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return 2;
 		}
 	}
 	if (options->seconds <= 0 || options->accounts == 0 ||
 	    options->preallocate_bytes % JOURNAL_BLOCK_BYTES != 0 ||
-	    options->preallocate_bytes > JOURNAL_PREALLOCATE_BYTES_MAX) {
+	    options->preallocate_bytes > JOURNAL_PREALLOCATE_BYTES_MAX ||
+	    options->only_in_flight >= JOURNAL_GROUPS_IN_FLIGHT_MAX) {
 		usage(stderr);
 		return 2;
 	}
@@ -354,31 +364,44 @@ int main(int argc, char **argv)
 	if (options.json)
 		printf("{\"preallocate_bytes\":%u,\"append\":[", options.preallocate_bytes);
 	else
-		printf("preallocate_bytes %u\n%-20s %8s %12s %9s %8s %9s %9s %9s\n",
-		       options.preallocate_bytes, "durable append", "group", "records/s", "MB/s",
+		printf("preallocate_bytes %u\n%-20s %8s %9s %12s %9s %8s %9s %9s %9s\n",
+		       options.preallocate_bytes, "durable append", "group", "in flight", "records/s", "MB/s",
 		       "commits", "p50 us", "p99 us", "p999 us");
 	unsigned printed = 0;
+	static const uint32_t in_flights[] = {1, 2, 4, 8};
 	for (int sync = 0; sync < 2; sync++) {
 		for (unsigned g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-			if ((options.only_sync >= 0 && options.only_sync != sync) ||
-			    (options.only_group_bytes != 0 && options.only_group_bytes != groups[g]))
-				continue;
-			struct append_figures figures;
-			bench_append(&options, (enum journal_sync)sync, groups[g], &figures);
-			if (options.json)
-				printf("%s{\"sync\":\"%s\",\"group_bytes\":%u,\"records_per_s\":%.0f,"
-				       "\"mb_per_s\":%.1f,\"commits\":%" PRIu64 ",\"p50_us\":%.0f,"
-				       "\"p99_us\":%.0f,\"p999_us\":%.0f}", printed++ ? "," : "",
-				       sync_names[sync], groups[g], figures.records_per_second,
-				       figures.mb_per_second, figures.commits, figures.p50_us,
-				       figures.p99_us, figures.p999_us);
-			else
-				printf("%-20s %8u %12.0f %9.1f %8" PRIu64 " %9.0f %9.0f %9.0f\n",
-				       sync_names[sync], groups[g], figures.records_per_second,
-				       figures.mb_per_second, figures.commits, figures.p50_us,
-				       figures.p99_us, figures.p999_us);
-			fflush(stdout);
+			for (unsigned f = 0; f < sizeof(in_flights) / sizeof(in_flights[0]); f++) {
+				if ((options.only_sync >= 0 && options.only_sync != sync) ||
+				    (options.only_group_bytes != 0 && options.only_group_bytes != groups[g]) ||
+				    (options.only_in_flight != 0 && options.only_in_flight != in_flights[f]))
+					continue;
+				struct append_figures figures;
+				bench_append(&options, (enum journal_sync)sync, groups[g], in_flights[f],
+					     &figures);
+				if (options.json)
+					printf("%s{\"sync\":\"%s\",\"group_bytes\":%u,\"in_flight\":%u,"
+					       "\"records_per_s\":%.0f,\"mb_per_s\":%.1f,\"commits\":%" PRIu64
+					       ",\"p50_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f}",
+					       printed++ ? "," : "", sync_names[sync], groups[g],
+					       in_flights[f], figures.records_per_second,
+					       figures.mb_per_second, figures.commits, figures.p50_us,
+					       figures.p99_us, figures.p999_us);
+				else
+					printf("%-20s %8u %9u %12.0f %9.1f %8" PRIu64 " %9.0f %9.0f %9.0f\n",
+					       sync_names[sync], groups[g], in_flights[f],
+					       figures.records_per_second, figures.mb_per_second,
+					       figures.commits, figures.p50_us, figures.p99_us,
+					       figures.p999_us);
+				fflush(stdout);
+			}
 		}
+	}
+	if (options.no_replay) {
+		if (options.json)
+			printf("]}\n");
+		rmdir(options.dir);
+		return 0;
 	}
 	struct replay_figures replay;
 	bench_replay(&options, &replay);

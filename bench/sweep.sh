@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The latency sweep: the rate the switch sustains inside its latency promise
 # (DESIGN.md rule 10). For 1 shard, then 2 shards, it formats a temp data
-# dir, starts the switch, runs `payswitch-load --sweep` (open loop at rising
+# dir, issues an admin and an acquirer key into it (authentication on, as in
+# production), starts the switch, runs `payswitch-load --sweep` (open loop at rising
 # offered rates, a few seconds each, latency from the scheduled send time)
 # for 1 and for 128 payments per datagram, stops the switch (SIGTERM) and
 # audits the data dir; then prints the four "highest rate at p99 <= 5 ms"
@@ -42,15 +43,21 @@ L="$build/bench/payswitch-load"
 
 start_switch() {
   local shards=$1
-  rm -rf "$work/data"
+  rm -rf "$work/data" "$work/admin.key" "$work/acquirer.key"
   "$P" format "$work/data" --shards "$shards" --accounts 1000000 --transfers 4000000 >/dev/null
+  for role in admin acquirer; do
+    "$P" client add "sweep-$role" --role "$role" --data-dir "$work/data" \
+      --key-out "$work/$role.key" >/dev/null
+    chmod 600 "$work/$role.key"
+  done
   "$P" start --data-dir "$work/data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
     >"$out/switch-$shards.log" 2>&1 &
   pid=$!
   for attempt in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || { tail -n 20 "$out/switch-$shards.log" >&2; echo "sweep: the switch exited at start" >&2; exit 1; }
     local status=0
-    "$P" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 >/dev/null 2>&1 || status=$?
+    "$P" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 \
+      --key "$work/admin.key" >/dev/null 2>&1 || status=$?
     if [[ $status -eq 0 || $status -eq 1 ]]; then return 0; fi
     sleep 0.2
   done
@@ -79,7 +86,8 @@ for shards in $shards_list; do
     echo "== sweep: $shards shard(s), $per payment(s) per datagram, $step s per rate"
     status=0
     # shellcheck disable=SC2086
-    "$L" --server "127.0.0.1:$port" --quiet --sweep "$rates" --step-seconds "$step" \
+    "$L" --server "127.0.0.1:$port" --key "$work/acquirer.key" --admin-key "$work/admin.key" \
+      --quiet --sweep "$rates" --step-seconds "$step" \
       --per-datagram "$per" $existing --json "$out/$name.json" --plot "$out/$name.png" \
       >"$out/$name.txt" 2>"$out/$name.err" || status=$?
     sed -n '/^== payswitch-load sweep/,$p' "$out/$name.txt"

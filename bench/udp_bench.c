@@ -7,7 +7,11 @@
  * allow before the engine adds anything. Rows: 1 request per datagram (a
  * terminal) and 128 (a gateway or load generator batching), asynchronous with
  * a window of datagrams in flight, plus synchronous one-request calls
- * (round trips).
+ * (round trips). Each row runs twice: without a key (key id 0) and with one
+ * (protocol version 2: the client seals every datagram with keyed BLAKE2b,
+ * the server checks the MAC and seals its reply, the client checks that),
+ * so the cost of authentication in the netio layer reads off one run. The
+ * key is random, made here: no switch and no key file are involved.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "netio.h"
@@ -23,12 +28,15 @@
 struct options {
 	double seconds;           /* per row */
 	uint32_t window;          /* datagrams in flight */
+	bool auth_off, auth_on;   /* --auth off|on|both */
 };
 
 struct server {
 	struct netio_transport *transport;
 	pthread_t thread;
 	atomic_bool stop;
+	struct netio_key key;     /* datagrams with key id != 0 must carry its MAC */
+	uint64_t refused;         /* bad MAC or unknown key: no reply (server thread) */
 };
 
 static double now_s(void)
@@ -51,6 +59,15 @@ static void *server_main(void *argument)
 			struct netio_view view;
 			uint16_t code = netio_decode(in[i].data, in[i].length, &view);
 			size_t size;
+			/* As the switch: a keyed datagram is checked, an unauthentic one
+			 * gets no reply; key id 0 stands for --insecure-no-auth. */
+			bool keyed = in[i].length >= NETIO_HEADER_SIZE &&
+				     view.header.key_id != NETIO_KEY_ID_NONE;
+			if (keyed && (view.header.key_id != server->key.id ||
+				      !netio_mac_ok(server->key.secret, in[i].data, in[i].length))) {
+				server->refused++;
+				continue;
+			}
 			if (code != LEDGER_OK) {
 				size = netio_encode_refusal(&view, code, out[count], NETIO_REPLY_MAX);
 			} else if (view.header.type != NETIO_TYPE_REQUEST) {
@@ -72,6 +89,7 @@ static void *server_main(void *argument)
 			}
 			if (size == 0)
 				continue;
+			netio_seal(keyed ? &server->key : NULL, out[count], size);
 			replies[count] = (struct netio_datagram){.data = out[count],
 								 .length = (uint32_t)size,
 								 .peer = in[i].peer};
@@ -172,24 +190,35 @@ static int run_sync(struct netio_client *client, const struct options *options, 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: udp_bench [--seconds S] [--window N] [--help]\n"
+		"usage: udp_bench [--seconds S] [--window N] [--auth off|on|both] [--help]\n"
 		"  Client library + UDP transport over 127.0.0.1 against an in-process\n"
 		"  echo server thread (no ledger). Rows: async with 1 and 128 requests\n"
 		"  per datagram, and synchronous 1-request calls (round trips).\n"
 		"  --seconds S  duration of each row (default 2)\n"
-		"  --window N   datagrams in flight for async rows, 1..4096 (default 256)\n");
+		"  --window N   datagrams in flight for async rows, 1..4096 (default 256)\n"
+		"  --auth M     rows without a key (off), with a random key (on: MAC on\n"
+		"               every datagram both ways), or both (default)\n");
 }
 
 static int parse(int argc, char **argv, struct options *options)
 {
 	options->seconds = 2.0;
 	options->window = 256;
+	options->auth_off = options->auth_on = true;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			exit(0);
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			options->seconds = atof(argv[++i]);
+		} else if (strcmp(argv[i], "--auth") == 0 && i + 1 < argc) {
+			const char *mode = argv[++i];
+			options->auth_off = !strcmp(mode, "off") || !strcmp(mode, "both");
+			options->auth_on = !strcmp(mode, "on") || !strcmp(mode, "both");
+			if (!options->auth_off && !options->auth_on) {
+				usage(stderr);
+				return -1;
+			}
 		} else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc) {
 			options->window = (uint32_t)strtoul(argv[++i], NULL, 10);
 		} else {
@@ -204,14 +233,53 @@ static int parse(int argc, char **argv, struct options *options)
 	return 0;
 }
 
-static void print_row(const struct row *row)
+static void print_row(const struct row *row, const char *auth)
 {
-	printf("%-26s %8u %14.0f %14.0f %10.1f %8llu\n", row->name, row->per_datagram,
+	printf("%-26s %-5s %8u %14.0f %14.0f %10.1f %8llu\n", row->name, auth, row->per_datagram,
 	       (double)row->datagrams / row->seconds, (double)row->requests / row->seconds,
 	       (double)row->datagrams / row->seconds * 2 * NETIO_HEADER_SIZE / 1e6 +
 		       (double)row->requests / row->seconds *
 			       (NETIO_REQUEST_SIZE + NETIO_RESULT_SIZE) / 1e6,
 	       (unsigned long long)row->lost);
+}
+
+/* The three rows over one client: without a key (key NULL) or sealed with it. */
+static int run_rows(const struct server *server, const struct options *options,
+		    const struct netio_key *key)
+{
+	int error = 0;
+	struct netio_client *client = netio_client_open_key(
+		"127.0.0.1", netio_transport_port(server->transport), key, &error);
+	if (client == NULL) {
+		fprintf(stderr, "udp_bench: client open: %s\n", strerror(-error));
+		return error;
+	}
+	const char *auth = key ? "MAC" : "none";
+	struct row rows[] = {
+		{.name = "async, 1 per datagram", .per_datagram = 1},
+		{.name = "async, 128 per datagram", .per_datagram = NETIO_BATCH_MAX},
+		{.name = "sync call, round trips", .per_datagram = 1},
+	};
+	for (size_t i = 0; i < 2 && error == 0; i++) {
+		error = run_async(client, options, rows[i].per_datagram, &rows[i]);
+		if (error == 0)
+			print_row(&rows[i], auth);
+		/* Let the previous row's stragglers drain before the next one. */
+		struct netio_reply drain[NETIO_BURST_MAX];
+		while (error == 0 && netio_client_poll(client, drain, NETIO_BURST_MAX, 50) > 0)
+			;
+	}
+	if (error == 0)
+		error = run_sync(client, options, &rows[2]);
+	if (error == 0)
+		print_row(&rows[2], auth);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	if (stats.replies_invalid > 0)
+		printf("client (%s): %llu replies failed authentication\n", auth,
+		       (unsigned long long)stats.replies_invalid);
+	netio_client_close(client);
+	return error;
 }
 
 int main(int argc, char **argv)
@@ -226,35 +294,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "udp_bench: transport open: %s\n", strerror(-error));
 		return 1;
 	}
-	pthread_create(&server.thread, NULL, server_main, &server);
-	struct netio_client *client =
-		netio_client_open("127.0.0.1", netio_transport_port(server.transport), &error);
-	if (client == NULL) {
-		fprintf(stderr, "udp_bench: client open: %s\n", strerror(-error));
+	server.key.id = 1;
+	if (getrandom(server.key.secret, sizeof(server.key.secret), 0) !=
+	    (ssize_t)sizeof(server.key.secret)) {
+		fprintf(stderr, "udp_bench: getrandom failed\n");
 		return 1;
 	}
+	pthread_create(&server.thread, NULL, server_main, &server);
 	printf("netio UDP loopback, echo server thread, %.1f s per row, window %u datagrams\n",
 	       options.seconds, options.window);
-	printf("%-26s %8s %14s %14s %10s %8s\n", "mode", "req/dgram", "datagrams/s",
+	printf("%-26s %-5s %8s %14s %14s %10s %8s\n", "mode", "auth", "req/dgram", "datagrams/s",
 	       "requests/s", "MB/s", "lost");
-	struct row rows[] = {
-		{.name = "async, 1 per datagram", .per_datagram = 1},
-		{.name = "async, 128 per datagram", .per_datagram = NETIO_BATCH_MAX},
-		{.name = "sync call, round trips", .per_datagram = 1},
-	};
-	for (size_t i = 0; i < 2 && error == 0; i++) {
-		error = run_async(client, &options, rows[i].per_datagram, &rows[i]);
-		if (error == 0)
-			print_row(&rows[i]);
-		/* Let the previous row's stragglers drain before the next one. */
-		struct netio_reply drain[NETIO_BURST_MAX];
-		while (error == 0 && netio_client_poll(client, drain, NETIO_BURST_MAX, 50) > 0)
-			;
-	}
-	if (error == 0)
-		error = run_sync(client, &options, &rows[2]);
-	if (error == 0)
-		print_row(&rows[2]);
+	if (options.auth_off)
+		error = run_rows(&server, &options, NULL);
+	if (error == 0 && options.auth_on)
+		error = run_rows(&server, &options, &server.key);
 	struct netio_transport_stats stats;
 	netio_transport_stats_read(server.transport, &stats);
 	printf("server: rx %llu datagrams in %llu bursts (%.1f per burst), %llu waits, "
@@ -265,7 +319,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)stats.rcvbuf_bytes, (unsigned long long)stats.sndbuf_bytes);
 	atomic_store(&server.stop, true);
 	pthread_join(server.thread, NULL);
-	netio_client_close(client);
+	printf("server: %llu datagrams refused (bad MAC)\n", (unsigned long long)server.refused);
 	netio_transport_close(server.transport);
 	if (error != 0) {
 		fprintf(stderr, "udp_bench: %s\n", strerror(-error));

@@ -52,6 +52,9 @@ struct engine_claims *engine_claims_create(uint64_t capacity, int *error)
 		goto fail;
 	memset(claims->buckets, 0, buckets * sizeof(struct claims_bucket));
 	claims->mask = buckets - 1;
+	/* Load <= 1/2, and the mask works: a power of two of buckets. */
+	assert((buckets & (buckets - 1)) == 0);
+	assert(buckets * CLAIMS_BUCKET_SLOTS >= capacity * 2);
 	return claims;
 fail:
 	engine_claims_destroy(claims);
@@ -118,7 +121,8 @@ static int bucket_find(const struct claims_bucket *bucket, uint64_t id)
 enum engine_claim engine_claims_take(struct engine_claims *claims, uint64_t id, uint32_t shard,
 				     uint32_t *owner)
 {
-	assert(claims != NULL && owner != NULL);
+	assert(claims != NULL);
+	assert(owner != NULL);
 	assert(id != 0);
 	assert(shard < CLAIMS_SHARDS_MAX);
 	struct claims_bucket *first, *second;
@@ -132,6 +136,7 @@ enum engine_claim engine_claims_take(struct engine_claims *claims, uint64_t id, 
 		slot = bucket_find(second, id);
 	}
 	if (slot >= 0) {
+		assert(holder->count <= CLAIMS_BUCKET_SLOTS);
 		*owner = holder->owner[slot];
 		outcome = *owner == shard ? ENGINE_CLAIM_MINE : ENGINE_CLAIM_OTHER;
 	} else {
@@ -143,6 +148,7 @@ enum engine_claim engine_claims_take(struct engine_claims *claims, uint64_t id, 
 			emptier->id[emptier->count] = id;
 			emptier->owner[emptier->count] = (uint8_t)shard;
 			emptier->count++;
+			assert(emptier->count <= CLAIMS_BUCKET_SLOTS);
 			atomic_fetch_add_explicit(&claims->count, 1, memory_order_relaxed);
 			outcome = ENGINE_CLAIM_NEW;
 		}
@@ -156,6 +162,8 @@ static int bucket_remove(struct claims_bucket *bucket, uint64_t id, uint32_t sha
 	int slot = bucket_find(bucket, id);
 	if (slot < 0 || bucket->owner[slot] != shard)
 		return 0;
+	assert(bucket->count > 0); /* a slot was found */
+	assert((uint32_t)slot < bucket->count);
 	uint32_t last = bucket->count - 1u;
 	bucket->id[slot] = bucket->id[last];
 	bucket->owner[slot] = bucket->owner[last];
@@ -175,8 +183,11 @@ int engine_claims_release(struct engine_claims *claims, uint64_t id, uint32_t sh
 	if (!released && second != first)
 		released = bucket_remove(second, id, shard);
 	pair_unlock(first, second);
-	if (released)
-		atomic_fetch_sub_explicit(&claims->count, 1, memory_order_relaxed);
+	if (released) {
+		uint_fast64_t before = atomic_fetch_sub_explicit(&claims->count, 1, memory_order_relaxed);
+		assert(before > 0); /* a released claim was counted when taken */
+		(void)before;
+	}
 	return released;
 }
 
@@ -187,6 +198,7 @@ uint64_t engine_claims_count(const struct engine_claims *claims)
 
 void engine_claims_note_evicted(struct engine_claims *claims, uint64_t timestamp_us)
 {
+	assert(claims != NULL);
 	uint_fast64_t seen = atomic_load_explicit(&claims->watermark_us, memory_order_relaxed);
 	while (timestamp_us > seen &&
 	       !atomic_compare_exchange_weak_explicit(&claims->watermark_us, &seen, timestamp_us,

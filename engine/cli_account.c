@@ -33,13 +33,18 @@ static const char account_help[] =
 	"\n"
 	"options:\n"
 	"  --server HOST:PORT   the switch (default 127.0.0.1:7000)\n"
+	"  --key FILE           the client key to sign with (from 'payswitch client add';\n"
+	"                       default: $PAYSWITCH_KEY). open, deposit, limits, freeze,\n"
+	"                       unfreeze and close need an admin key; pay, hold, capture,\n"
+	"                       void and refund an acquirer or terminal key. Without a\n"
+	"                       key only a switch run --insecure-no-auth answers\n"
 	"  --currency N         ISO 4217 numeric (default 978, EUR)\n"
 	"  --id N               request id (default: random); repeat it to retry safely\n"
 	"  --timestamp US       request timestamp in microseconds (default: now)\n"
 	"  --timeout-ms N       wait per attempt (default 1000), --retries N (default 3)\n"
 	"  --json               print the result as JSON\n"
 	"Amounts are minor units (cents). Exit status: 0 approved, 1 declined, 2 usage,\n"
-	"3 no answer.\n";
+	"3 no answer (also when the switch refuses the key: it does not answer those).\n";
 
 struct account_options {
 	char host[128];
@@ -55,6 +60,7 @@ struct account_options {
 	int timeout_ms;
 	int retries;
 	bool json;
+	const char *key_path;
 };
 
 static const struct option long_options[] = {
@@ -71,6 +77,7 @@ static const struct option long_options[] = {
 	{ "timeout-ms", required_argument, NULL, 'w' },
 	{ "retries", required_argument, NULL, 'r' },
 	{ "json", no_argument, NULL, 'j' },
+	{ "key", required_argument, NULL, 'k' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -119,6 +126,7 @@ static int parse_option(int option, struct account_options *options)
 		options->retries = (int)value;
 		return 0;
 	case 'j': options->json = true; return 0;
+	case 'k': options->key_path = optarg; return 0;
 	default: return -1;
 	}
 }
@@ -271,7 +279,22 @@ int cli_account_main(int argc, char **argv)
 				       ? options.timestamp_us
 				       : (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
 	int error = 0;
-	struct netio_client *client = netio_client_open(options.host, options.port, &error);
+	struct netio_key key;
+	if (options.key_path == NULL)
+		options.key_path = getenv("PAYSWITCH_KEY");
+	if (options.key_path != NULL && options.key_path[0] != '\0') {
+		error = netio_key_load(options.key_path, &key);
+		if (error != 0) {
+			fprintf(stderr, "payswitch account: key %s: %s\n", options.key_path,
+				error == -EACCES ? "readable by others: chmod 600 it"
+				: error == -EINVAL ? "not a payswitch key file"
+						   : strerror(-error));
+			return 2;
+		}
+	}
+	struct netio_client *client = netio_client_open_key(
+		options.host, options.port, options.key_path != NULL && options.key_path[0] != '\0'
+						    ? &key : NULL, &error);
 	if (client == NULL) {
 		fprintf(stderr, "payswitch account: cannot reach %s:%u: %s\n", options.host,
 			options.port, strerror(-error));

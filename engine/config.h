@@ -53,11 +53,21 @@ struct engine_config {
 	uint32_t ring_size;          /* entries of each worker->shard ring (power of two) */
 	uint32_t group_bytes_max;    /* journal group commit size limit */
 	uint32_t journal_preallocate;/* zeros written ahead of appends; 0 = off (see engine/README.md) */
+	uint32_t journal_in_flight;  /* group commits in flight per shard, 1..16 (engine/README.md) */
+	uint32_t group_wait_us;      /* a group is submitted, while others are in flight,
+	                              * once its oldest record waited this long */
 	enum engine_durability durability;
 	enum engine_transport_kind transport;
 	char dpdk_args[1024];        /* EAL arguments for the DPDK transport */
 	bool snapshot_on_stop;
 	bool verbose;
+	/* Authentication (netio/PROTOCOL.md). */
+	bool insecure_no_auth;       /* let in every datagram, keyed or not, and check
+	                              * no roles: a test bench only */
+	uint32_t auth_sessions;      /* senders (key, client id) whose replay windows
+	                              * are remembered at once */
+	uint32_t auth_max_age_ms;    /* how far a datagram's sequence (the sender's
+	                              * clock) may be from the switch's */
 };
 
 /* Defaults: ./data, 127.0.0.1:7000, metrics 127.0.0.1:9100, 1 shard, 1 worker,

@@ -16,6 +16,7 @@
 
 #include "journal.h"
 #include "claims.h"
+#include "clients.h"
 #include "recovery.h"
 #include "shard.h"
 #include "worker.h"
@@ -96,6 +97,9 @@ static int create_rings(struct engine *engine, char *error, size_t error_size)
 	uint32_t shards = engine->shard_count;
 	uint32_t workers = engine->worker_count;
 	uint32_t ring_size = engine->config.ring_size;
+	assert(shards > 0);
+	assert(workers > 0);
+	assert(workers <= ENGINE_WORKERS_MAX);
 	engine->rings_in = calloc((size_t)workers * shards, sizeof(struct engine_ring));
 	engine->rings_reply = calloc((size_t)workers * shards, sizeof(struct engine_ring));
 	engine->rings_credit = calloc((size_t)shards * shards, sizeof(struct engine_ring));
@@ -160,6 +164,7 @@ static void destroy_wakers(struct engine_waker *wakers, uint32_t count)
 static int open_shard(struct engine *engine, const struct journal_meta *meta, uint32_t index,
 		      char *error, size_t error_size)
 {
+	assert(index < engine->shard_count);
 	struct engine_shard *shard = &engine->shards[index];
 	shard->engine = engine;
 	shard->index = index;
@@ -185,6 +190,12 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 		   (unsigned long long)report.last_sequence,
 		   (unsigned long long)ledger_account_count(shard->ledger),
 		   (double)report.elapsed_us / 1000.0, report.torn_tail ? " (torn tail cut)" : "");
+	/* Postconditions of recovery (journal.h): the ledger stands where the
+	 * journal ends, at or after its snapshot, having replayed what it read. */
+	assert(report.last_sequence == ledger_sequence(shard->ledger));
+	assert(report.snapshot_sequence <= report.last_sequence);
+	assert(report.records_replayed <= report.records_read);
+	assert(report.records_replayed <= report.last_sequence - report.snapshot_sequence);
 	shard->now_us = ledger_now(shard->ledger);
 	shard->snapshot_sequence = report.snapshot_sequence;
 	shard->commit_estimate_us = ENGINE_COMMIT_PRIOR_US;
@@ -203,6 +214,9 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 		return fail(error, error_size, journal_error.code, "shard %u: journal: %s", index,
 			    journal_error.text);
 	shard->committed_sequence = journal_appended_sequence(shard->journal);
+	/* The writer appends right after the last record the ledger replayed:
+	 * a gap or an overlap would give two decisions one sequence number. */
+	assert(shard->committed_sequence == ledger_sequence(shard->ledger));
 	shard->pending_capacity = ENGINE_PENDING_MAX;
 	shard->pending = calloc(shard->pending_capacity, sizeof(struct engine_pending));
 	shard->outboxes = calloc(engine->worker_count, sizeof(struct engine_shard_outbox));
@@ -358,8 +372,97 @@ static int create_claims(struct engine *engine, char *error, size_t error_size)
 	return 0;
 }
 
+/* Reads the client keys of the data dir into a new key ring. */
+static struct netio_keyring *clients_read(const char *data_dir, char *error, size_t error_size)
+{
+	struct netio_principal *principals = NULL;
+	uint32_t count = 0;
+	if (engine_clients_load(data_dir, &principals, &count, error, error_size) != 0)
+		return NULL;
+	struct netio_keyring *ring = netio_keyring_create(principals, count);
+	if (ring == NULL)
+		fail(error, error_size, -errno, "%s/clients: %s", data_dir,
+		     errno == EEXIST ? "a key id appears twice" : "out of memory");
+	engine_clients_free(principals, count);
+	return ring;
+}
+
+static int create_auth(struct engine *engine, char *error, size_t error_size)
+{
+	const struct engine_config *config = &engine->config;
+	engine->authenticate = !config->insecure_no_auth;
+	pthread_mutex_init(&engine->reload_lock, NULL);
+	struct netio_keyring *ring = clients_read(config->data_dir, error, error_size);
+	if (ring == NULL)
+		return -EINVAL;
+	atomic_store(&engine->keyring, ring);
+	engine->replay = netio_replay_create(config->auth_sessions,
+					     (uint64_t)config->auth_max_age_ms * 1000u);
+	if (engine->replay == NULL)
+		return fail(error, error_size, -ENOMEM, "out of memory for %u replay windows",
+			    config->auth_sessions);
+	if (!engine->authenticate)
+		engine_log("warn", "--insecure-no-auth: every datagram is let in, keyed or not, "
+			   "and no role is checked; anyone who can reach %s:%u can move money",
+			   config->listen_host, config->listen_port);
+	else if (netio_keyring_count(ring) == 0)
+		engine_log("warn", "no client keys in %s/clients: every datagram will be refused; "
+			   "add keys with 'payswitch client add NAME --role ROLE --data-dir %s'",
+			   config->data_dir, config->data_dir);
+	else
+		engine_log("info", "authentication on: %u client keys, %llu replay windows",
+			   netio_keyring_count(ring),
+			   (unsigned long long)netio_replay_capacity(engine->replay));
+	return 0;
+}
+
+/* Waits (bounded) until every worker has started a loop after the key ring
+ * was swapped, so none can still hold a principal of the old one. */
+static bool workers_quiescent(struct engine *engine)
+{
+	uint64_t seen[ENGINE_WORKERS_MAX];
+	assert(engine->worker_count <= ENGINE_WORKERS_MAX);
+	for (uint32_t w = 0; w < engine->worker_count; w++)
+		seen[w] = atomic_load_explicit(&engine->workers[w].loops, memory_order_acquire);
+	for (uint32_t turn = 0; turn < 2000; turn++) {
+		uint32_t passed = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			passed += atomic_load_explicit(&engine->workers[w].loops,
+						       memory_order_acquire) >= seen[w] + 2;
+		if (passed == engine->worker_count)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+int engine_reload_clients(struct engine *engine, char *error, size_t error_size)
+{
+	assert(engine != NULL);
+	pthread_mutex_lock(&engine->reload_lock);
+	int result = 0;
+	struct netio_keyring *ring = clients_read(engine->config.data_dir, error, error_size);
+	if (ring == NULL) {
+		result = -EINVAL;
+		goto out;
+	}
+	struct netio_keyring *old = atomic_exchange_explicit(&engine->keyring, ring,
+							      memory_order_acq_rel);
+	/* A worker that never passes a quiescent point (stopping) keeps the
+	 * old ring alive: leaked, never freed under a reader. */
+	if (workers_quiescent(engine))
+		netio_keyring_destroy(old);
+	engine_log("info", "client keys reloaded: %u keys", netio_keyring_count(ring));
+out:
+	pthread_mutex_unlock(&engine->reload_lock);
+	return result;
+}
+
 struct engine *engine_create(const struct engine_config *config, char *error, size_t error_size)
 {
+	assert(config != NULL);
+	assert(error != NULL);
+	assert(error_size > 0);
 	struct engine *engine = calloc(1, sizeof(*engine));
 	if (engine == NULL) {
 		fail(error, error_size, -ENOMEM, "out of memory");
@@ -376,6 +479,10 @@ struct engine *engine_create(const struct engine_config *config, char *error, si
 		     config->data_dir, journal_error.text, config->data_dir);
 		goto failed;
 	}
+	/* journal_meta_read() refused any other count; the config parser likewise. */
+	assert(meta.shard_count >= 1);
+	assert(meta.shard_count <= JOURNAL_SHARDS_MAX);
+	assert(config->workers >= 1);
 	engine->shard_count = meta.shard_count;
 	engine->worker_count = config->workers;
 	engine->shards = calloc(engine->shard_count, sizeof(struct engine_shard));
@@ -393,6 +500,8 @@ struct engine *engine_create(const struct engine_config *config, char *error, si
 	if (create_claims(engine, error, error_size) != 0)
 		goto failed;
 	if (engine_recover_credits(engine, error, error_size) != 0)
+		goto failed;
+	if (create_auth(engine, error, error_size) != 0)
 		goto failed;
 	uint16_t port = config->listen_port;
 	for (uint32_t w = 0; w < engine->worker_count; w++) {
@@ -519,6 +628,8 @@ void engine_destroy(struct engine *engine)
 		return;
 	metrics_server_stop(engine->metrics);
 	engine_claims_destroy(engine->claims);
+	netio_keyring_destroy(atomic_load(&engine->keyring));
+	netio_replay_destroy(engine->replay);
 	for (uint32_t w = 0; engine->workers && w < engine->worker_count; w++) {
 		struct engine_worker *worker = &engine->workers[w];
 		netio_transport_close(worker->transport);

@@ -36,6 +36,7 @@
 #define ENGINE_APPLY_MAX 256       /* requests per ledger_apply() call */
 #define ENGINE_NO_REPLY 0xffffu    /* engine_message.worker: nobody waits (recovery) */
 #define ENGINE_REJECT_KINDS 16     /* >= NETIO_REJECT_COUNT_KINDS */
+#define ENGINE_AUTH_KINDS 8        /* >= NETIO_AUTH_REFUSAL_COUNT */
 #define ENGINE_PENDING_MAX (1u << 18) /* decisions a shard keeps waiting for durability */
 
 /* What a message asks of the shard that takes it. */
@@ -129,12 +130,17 @@ struct engine_worker_stats {
 	uint64_t replies_dropped;       /* reply datagrams the socket never took */
 	uint64_t results[LEDGER_RESULT_CODE_COUNT];
 	uint64_t rejects[ENGINE_REJECT_KINDS];        /* malformed datagrams by reason */
+	uint64_t auth_refused[ENGINE_AUTH_KINDS];     /* datagrams not let in, by
+	                                               * enum netio_auth_refusal; never answered */
+	uint64_t forbidden;                           /* requests answered FORBIDDEN (roles) */
 	struct metrics_histogram request_latency_us;  /* receive to reply sent */
 };
 
 struct engine;
 struct engine_shard;
 struct engine_worker;
+struct netio_keyring;
+struct netio_replay;
 
 /* The RETURN a payer's shard is owed for a CREDIT its payee's shard refused:
  * the same transfer with kind RETURN and the payee's refusal code in flags
@@ -189,7 +195,18 @@ struct engine {
 	uint64_t started_us;
 	struct metrics_server *metrics;
 	struct engine_claims *claims;     /* one id space across shards; NULL with one shard */
+	/* Authentication (PROTOCOL.md): the client keys, swapped whole on
+	 * SIGHUP (engine_reload_clients), and every sender's replay window. */
+	bool authenticate;                /* false only with --insecure-no-auth */
+	_Atomic(struct netio_keyring *) keyring;
+	struct netio_replay *replay;
+	pthread_mutex_t reload_lock;
 };
+
+/* Reads DATA_DIR/clients again and swaps the key ring in without stopping
+ * traffic; the old ring is freed once every worker has passed a quiescent
+ * point. Returns 0, or -errno with a sentence in `error` (the old keys stay). */
+int engine_reload_clients(struct engine *engine, char *error, size_t error_size);
 
 /* Builds the engine: formats nothing, recovers every shard from data_dir,
  * creates rings and transports. Returns NULL with a sentence in `error`. */

@@ -36,6 +36,7 @@ WORKER_COUNTER(format_errors)
 WORKER_COUNTER(busy)
 WORKER_COUNTER(replies)
 WORKER_COUNTER(replies_dropped)
+WORKER_COUNTER(forbidden)
 SHARD_COUNTER(requests)
 SHARD_COUNTER(duplicates)
 SHARD_COUNTER(records)
@@ -66,6 +67,7 @@ static const struct {
 	{ "payswitch_busy_total", "counter", "Requests answered BUSY because a ring or the slot table was full.", worker_busy },
 	{ "payswitch_replies_total", "counter", "Results sent to clients.", worker_replies },
 	{ "payswitch_replies_dropped_total", "counter", "Reply datagrams the socket never accepted.", worker_replies_dropped },
+	{ "payswitch_forbidden_total", "counter", "Requests answered FORBIDDEN: the sender's role or bindings do not allow them.", worker_forbidden },
 };
 
 static const struct {
@@ -110,6 +112,22 @@ static void render_workers(struct engine *engine, struct metrics_text *text)
 		metrics_text_printf(text, "payswitch_malformed_by_reason_total{reason=\"%s\"} %llu\n",
 				    netio_reject_name(reason), (unsigned long long)total);
 	}
+	metrics_text_header(text, "payswitch_auth_refused_total", "counter",
+			    "Datagrams not let in (never answered), by reason.");
+	for (unsigned reason = 1; reason < NETIO_AUTH_REFUSAL_COUNT; reason++) {
+		uint64_t total = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++)
+			total += metrics_read(&engine->workers[w].stats.auth_refused[reason]);
+		metrics_text_printf(text, "payswitch_auth_refused_total{reason=\"%s\"} %llu\n",
+				    netio_auth_refusal_name(reason), (unsigned long long)total);
+	}
+	metrics_text_header(text, "payswitch_client_keys", "gauge",
+			    "Client keys loaded (DATA_DIR/clients; reloaded on SIGHUP).");
+	metrics_text_printf(text, "payswitch_client_keys %u\n",
+			    netio_keyring_count(atomic_load(&engine->keyring)));
+	metrics_text_header(text, "payswitch_authentication", "gauge",
+			    "1 when datagrams must carry a valid key and MAC, 0 with --insecure-no-auth.");
+	metrics_text_printf(text, "payswitch_authentication %d\n", engine->authenticate ? 1 : 0);
 	metrics_text_header(text, "payswitch_results_total", "counter",
 			    "Results sent to clients by result code.");
 	for (unsigned code = 0; code < LEDGER_RESULT_CODE_COUNT; code++) {

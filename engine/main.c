@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "clients.h"
 #include "config.h"
 #include "engine.h"
 #include "gateway.h"
@@ -29,6 +30,7 @@ static const char usage_text[] =
 	"  audit DATA_DIR    replay every journal from genesis and check every rule\n"
 	"  gateway           ISO 8583 over TCP in front of the switch (gateway --help)\n"
 	"  directory ACTION  add, remove, list, check the gateway's card/terminal file\n"
+	"  client ACTION     add, remove, list, rotate the client keys of a data dir\n"
 	"  config            print the default configuration as a config file\n"
 	"  version           print the version\n"
 	"\n"
@@ -52,10 +54,15 @@ static const struct option config_options[] = {
 	{ "latency-bound-us", required_argument, NULL, 'L' },
 	{ "group-bytes", required_argument, NULL, 'g' },
 	{ "journal-preallocate", required_argument, NULL, 'P' },
+	{ "journal-in-flight", required_argument, NULL, 'J' },
+	{ "group-wait-us", required_argument, NULL, 'W' },
 	{ "durability", required_argument, NULL, 'u' },
 	{ "transport", required_argument, NULL, 't' },
 	{ "dpdk-args", required_argument, NULL, 'E' },
 	{ "snapshot-on-stop", required_argument, NULL, 'S' },
+	{ "insecure-no-auth", no_argument, NULL, 'N' },
+	{ "auth-sessions", required_argument, NULL, 'A' },
+	{ "auth-max-age-ms", required_argument, NULL, 'M' },
 	{ "print-config", no_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -84,11 +91,23 @@ static const char start_help[] =
 	"  --group-bytes N        journal bytes per group commit (default: 1048576)\n"
 	"  --journal-preallocate N  zero-fill N bytes ahead of journal appends, a\n"
 	"                         multiple of 4096 (default: 0, off)\n"
+	"  --journal-in-flight N  group commits in flight per shard, each its own\n"
+	"                         write and fdatasync, 1..16 (default: 4)\n"
+	"  --group-wait-us N      while groups are in flight, submit the next one once\n"
+	"                         its oldest record waited N µs (default: 200); an idle\n"
+	"                         disk takes a group at once\n"
 	"  --durability MODE      durable (default): reply after fdatasync;\n"
 	"                         unsafe-ack-before-sync: reply once written, a machine\n"
 	"                         crash can lose acknowledged payments\n"
 	"  --transport udp|dpdk   (default: udp)\n"
 	"  --snapshot-on-stop B   write snapshots on a clean stop (default: true)\n"
+	"  --insecure-no-auth     let in datagrams without a valid key and MAC and check\n"
+	"                         no roles: anyone who can send a datagram can move\n"
+	"                         money. For test benches only (default: off; client\n"
+	"                         keys are managed with 'payswitch client')\n"
+	"  --auth-sessions N      senders whose replay windows are kept (default: 65536)\n"
+	"  --auth-max-age-ms N    how far a datagram's sequence (the sender's clock, µs)\n"
+	"                         may be from the switch's clock (default: 60000)\n"
 	"  --print-config         print the resulting configuration and exit\n"
 	"  --verbose              more log lines\n"
 	"The shard count and capacities are fixed by 'payswitch format'.\n";
@@ -134,6 +153,10 @@ static int parse_config_flags(int argc, char **argv, struct engine_config *confi
 		}
 		if (option == 'v') {
 			config->verbose = true;
+			continue;
+		}
+		if (option == 'N') {
+			config->insecure_no_auth = true;
 			continue;
 		}
 		const char *key = NULL;
@@ -194,9 +217,17 @@ static int run_until_signal(struct engine *engine)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
 	for (;;) {
 		struct timespec second = { .tv_sec = 1 };
 		int signal_number = sigtimedwait(&signals, NULL, &second);
+		if (signal_number == SIGHUP) {
+			char error[512];
+			if (engine_reload_clients(engine, error, sizeof(error)) != 0)
+				engine_log("error", "SIGHUP: %s; keeping the client keys loaded before",
+					   error);
+			continue;
+		}
 		if (signal_number == SIGINT || signal_number == SIGTERM) {
 			engine_log("info", "signal %s: stopping intake, draining, syncing",
 				   signal_number == SIGINT ? "SIGINT" : "SIGTERM");
@@ -245,6 +276,7 @@ static int command_start(int argc, char **argv)
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGINT);
 	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	struct engine *engine = engine_create(&config, error, sizeof(error));
@@ -312,6 +344,8 @@ int main(int argc, char **argv)
 		return gateway_main(argc - 1, argv + 1);
 	if (!strcmp(command, "directory"))
 		return directory_main(argc - 1, argv + 1);
+	if (!strcmp(command, "client"))
+		return engine_clients_main(argc - 1, argv + 1);
 	fprintf(stderr, "payswitch: unknown command '%s'\n\n%s", command, usage_text);
 	return 2;
 }

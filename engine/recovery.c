@@ -57,6 +57,8 @@ static int map_create(struct transit_map *map, uint64_t bound)
 	while (map->capacity < bound * 2)
 		map->capacity *= 2;
 	map->count_max = map->capacity / 2;
+	assert((map->capacity & (map->capacity - 1)) == 0); /* the mask works */
+	assert(map->count_max >= bound); /* load <= 1/2 at the bound */
 	/* calloc: pages of a large table stay untouched until used. */
 	map->entries = calloc(map->capacity, sizeof(struct transit_entry));
 	return map->entries != NULL ? 0 : -ENOMEM;
@@ -70,6 +72,8 @@ static uint64_t map_home(const struct transit_map *map, uint64_t id)
 static struct transit_entry *map_slot(struct transit_map *map, uint64_t id)
 {
 	uint64_t mask = map->capacity - 1;
+	assert(id != 0);
+	assert(map->count < map->capacity); /* an empty slot ends every probe */
 	for (uint64_t i = map_home(map, id);; i = (i + 1) & mask)
 		if (map->entries[i].id == id || map->entries[i].id == 0)
 			return &map->entries[i];
@@ -87,6 +91,7 @@ static struct transit_entry *map_get(struct transit_map *map, uint64_t id)
 	entry->id = id;
 	map->count++;
 	map->peak = map->count > map->peak ? map->count : map->peak;
+	assert(map->count <= map->count_max);
 	return entry;
 }
 
@@ -95,6 +100,7 @@ static void map_remove(struct transit_map *map, struct transit_entry *entry)
 	uint64_t mask = map->capacity - 1;
 	uint64_t hole = (uint64_t)(entry - map->entries);
 	assert(entry->id != 0);
+	assert(map->count > 0);
 	for (uint64_t next = (hole + 1) & mask; map->entries[next].id != 0; next = (next + 1) & mask) {
 		uint64_t home = map_home(map, map->entries[next].id);
 		if (((next - home) & mask) >= ((next - hole) & mask)) {
@@ -160,6 +166,8 @@ struct scan_cursor {
 	int count;
 	int at;
 	uint64_t after;
+	uint64_t last_sequence;   /* of the last record noted: strictly increasing */
+	uint64_t last_now_us;     /* and its time: never back (replay refused that) */
 };
 
 static int cursor_fill(struct scan_cursor *cursor, uint32_t index, char *error, size_t error_size)
@@ -228,7 +236,14 @@ static int scan_shards(struct engine *engine, struct transit_map *map, char *err
 	int s;
 	while (result == 0 && (s = cursor_earliest(cursors, engine->shard_count)) >= 0) {
 		struct scan_cursor *cursor = &cursors[s];
-		result = note_record(map, &cursor->records[cursor->at++]);
+		const struct journal_record *record = &cursor->records[cursor->at++];
+		/* Recovery replayed this journal already: its order is proven. */
+		assert(record->sequence > cursor->after);
+		assert(record->sequence > cursor->last_sequence);
+		assert(record->now_us >= cursor->last_now_us);
+		cursor->last_sequence = record->sequence;
+		cursor->last_now_us = record->now_us;
+		result = note_record(map, record);
 		if (result == -ENOSPC)
 			snprintf(error, error_size, "recovery: more than %llu cross-shard transfers "
 				 "open at one moment in the journals; the bound (pending decisions "
@@ -254,6 +269,7 @@ static int backlog_push(struct engine_shard *shard, const struct engine_message 
 		shard->backlog_capacity = capacity;
 	}
 	shard->backlog[shard->backlog_count++] = *message;
+	assert(shard->backlog_count <= shard->backlog_capacity);
 	return 0;
 }
 
@@ -277,7 +293,10 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 {
 	struct engine_message message = { .worker = ENGINE_NO_REPLY };
 	uint32_t from;
+	assert(owed != OWED_NOTHING);
 	if (owed == OWED_CREDIT) {
+		assert(entry->seen & SEEN_DEBIT);
+		assert(entry->debit.id == entry->id);
 		from = ledger_shard_of(entry->debit.account_id, engine->shard_count);
 		struct ledger_result decided = { .id = entry->id, .code = LEDGER_OK,
 						 .flags = LEDGER_RESULT_CREDIT_REMOTE |
@@ -293,8 +312,11 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 		message.balance = entry->balance;
 	} else {
 		from = ledger_shard_of(entry->credit.other_id, engine->shard_count);
+		assert(entry->seen & SEEN_REFUSED);
+		assert(entry->code != LEDGER_OK); /* a refused CREDIT has a reason */
 		message.request = engine_return_of(&entry->credit, entry->code);
 	}
+	assert(from < engine->shard_count);
 	return backlog_push(&engine->shards[from], &message);
 }
 
@@ -309,6 +331,8 @@ static uint64_t open_bound(const struct engine *engine)
 
 int engine_recover_credits(struct engine *engine, char *error, size_t error_size)
 {
+	assert(engine != NULL);
+	assert(error != NULL);
 	if (engine->shard_count < 2)
 		return 0;
 	struct transit_map map = { 0 };
@@ -332,6 +356,9 @@ int engine_recover_credits(struct engine *engine, char *error, size_t error_size
 		if (result != 0)
 			snprintf(error, error_size, "out of memory re-sending credits");
 	}
+	/* Postconditions: within the bound, and at most one message per open transfer. */
+	assert(map.peak <= map.count_max);
+	assert(result != 0 || credits + returns <= map.count);
 	if (result == 0 && engine->config.verbose)
 		engine_log("info", "recovery: at most %llu cross-shard transfers were open at one "
 			   "moment (room for %llu)", (unsigned long long)map.peak,
@@ -349,12 +376,14 @@ uint32_t engine_shard_send_backlog(struct engine_shard *shard)
 {
 	struct engine *engine = shard->engine;
 	uint32_t sent = 0;
+	assert(shard->backlog_sent <= shard->backlog_count);
 	while (shard->backlog_sent < shard->backlog_count) {
 		const struct engine_message *message = &shard->backlog[shard->backlog_sent];
 		uint64_t target_account = message->request.kind == LEDGER_KIND_CREDIT
 						  ? message->request.other_id
 						  : message->request.account_id;
 		uint32_t target = ledger_shard_of(target_account, engine->shard_count);
+		assert(target != shard->index); /* only credits and returns between shards */
 		struct engine_ring *ring =
 			&engine->rings_credit[shard->index * engine->shard_count + target];
 		atomic_fetch_add(&engine->credits_in_flight, 1);

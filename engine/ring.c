@@ -11,6 +11,8 @@
 int engine_ring_create(struct engine_ring *ring, const char *name, uint32_t capacity,
 		       uint32_t element_size)
 {
+	assert(ring != NULL);
+	assert(name != NULL);
 	memset(ring, 0, sizeof(*ring));
 	if (element_size == 0 || element_size % 4 != 0 || capacity < 2 ||
 	    (capacity & (capacity - 1)) != 0)
@@ -34,6 +36,8 @@ int engine_ring_create(struct engine_ring *ring, const char *name, uint32_t capa
 		return result;
 	}
 	assert(rte_ring_get_capacity(memory) == capacity - 1);
+	assert(rte_ring_count(memory) == 0);
+	assert(rte_ring_get_size(memory) == capacity);
 	ring->ring = memory;
 	ring->element_size = element_size;
 	return 0;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -291,6 +292,9 @@ static void commit(struct engine_shard *shard);
 static void append_record(struct engine_shard *shard, uint64_t now,
 			  const struct ledger_request *request, const struct ledger_result *result)
 {
+	/* The first record of an open group starts its wait (group-wait-us). */
+	if (journal_appended_sequence(shard->journal) == shard->committed_sequence)
+		shard->group_started_us = engine_monotonic_us();
 	for (uint32_t attempt = 0; attempt < 1000 && !shard->failed; attempt++) {
 		int appended = journal_append(shard->journal, now, request, result);
 		if (appended == 0)
@@ -637,11 +641,14 @@ static uint32_t reap(struct engine_shard *shard, bool wait)
 	return release_durable(shard, (uint64_t)durable);
 }
 
-/* Submits the open group unless it is empty or every buffer is in flight. */
+/* Submits the open group unless it is empty or in_flight_max groups are in
+ * flight already. */
 static void commit(struct engine_shard *shard)
 {
 	uint64_t appended = journal_appended_sequence(shard->journal);
 	if (appended == shard->committed_sequence || shard->failed)
+		return;
+	if (journal_in_flight(shard->journal) >= shard->in_flight_max)
 		return;
 	int result = journal_commit(shard->journal);
 	if (result == -EBUSY)
@@ -664,6 +671,28 @@ static void commit(struct engine_shard *shard)
 	metrics_histogram_observe(&shard->stats.group_records, records);
 }
 
+/* Microseconds until the open group is due (0: due now, or nothing open):
+ * a group goes as soon as the disk is idle, or, beside groups in flight,
+ * once its oldest record waited group-wait-us; never beyond in_flight_max. */
+static uint64_t group_due_in_us(const struct engine_shard *shard, uint64_t now_us)
+{
+	uint32_t in_flight = journal_in_flight(shard->journal);
+	if (in_flight == 0)
+		return 0;
+	uint64_t waited = now_us > shard->group_started_us ? now_us - shard->group_started_us : 0;
+	uint32_t bound = shard->engine->config.group_wait_us;
+	return waited >= bound ? 0 : bound - waited;
+}
+
+/* Commits the open group when it is due (group_due_in_us). */
+static void commit_when_due(struct engine_shard *shard)
+{
+	if (journal_appended_sequence(shard->journal) == shard->committed_sequence)
+		return;
+	if (group_due_in_us(shard, engine_monotonic_us()) == 0)
+		commit(shard);
+}
+
 static bool inbound_empty(const struct engine_shard *shard)
 {
 	const struct engine *engine = shard->engine;
@@ -679,14 +708,18 @@ static bool inbound_empty(const struct engine_shard *shard)
 	return true;
 }
 
-/* Sleeps until woken or 1 ms passes, unless work arrived meanwhile. */
-static void idle(struct engine_shard *shard)
+/* Sleeps until woken (new work, or a journal completion when they write our
+ * eventfd) or `timeout_us` passes, unless work arrived meanwhile. */
+static void idle(struct engine_shard *shard, uint64_t timeout_us)
 {
+	assert(timeout_us > 0);
+	assert(timeout_us <= 1000);
 	struct engine_waker *waker = &shard->engine->shards_waker[shard->index];
 	atomic_store(&waker->sleeping, 1);
 	if (inbound_empty(shard)) {
 		struct pollfd descriptor = { .fd = waker->eventfd, .events = POLLIN };
-		if (poll(&descriptor, 1, 1) == 1) {
+		struct timespec timeout = { .tv_sec = 0, .tv_nsec = (long)timeout_us * 1000 };
+		if (ppoll(&descriptor, 1, &timeout, NULL) == 1) {
 			uint64_t value;
 			ssize_t got = read(waker->eventfd, &value, sizeof(value));
 			(void)got;
@@ -703,10 +736,52 @@ static bool drained(const struct engine_shard *shard)
 	       journal_in_flight(shard->journal) == 0;
 }
 
+/* Lets the journal's completions wake the shard through its eventfd, so it
+ * sleeps in one place for new work and for syncs alike; and bounds the
+ * groups in flight by the config and by the writer's buffers. */
+static void shard_journal_setup(struct engine_shard *shard)
+{
+	uint32_t configured = shard->engine->config.journal_in_flight;
+	uint32_t buffers = journal_in_flight_max(shard->journal);
+	shard->in_flight_max = configured < buffers ? configured : buffers;
+	if (shard->in_flight_max == 0)
+		shard->in_flight_max = 1;
+	int fd = shard->engine->shards_waker[shard->index].eventfd;
+	int result = journal_writer_eventfd(shard->journal, fd);
+	shard->completions_wake = result == 0;
+	if (result != 0)
+		engine_log("warn", "shard %u: journal completions cannot wake the shard (%s):"
+			   " it waits on syncs instead", shard->index, strerror(-result));
+	assert(shard->in_flight_max >= 1);
+}
+
+/* Nothing to do now. With completions on the eventfd: sleep until new work,
+ * a completion, or the open group's due time (at most 1 ms). Without: sleep
+ * on the sync in flight, or on the eventfd. */
+static void idle_or_reap(struct engine_shard *shard)
+{
+	bool open_group = journal_appended_sequence(shard->journal) != shard->committed_sequence;
+	if (shard->completions_wake) {
+		uint64_t timeout_us = 1000;
+		if (open_group && !shard->failed &&
+		    journal_in_flight(shard->journal) < shard->in_flight_max) {
+			uint64_t due = group_due_in_us(shard, engine_monotonic_us());
+			timeout_us = due == 0 ? 1 : due < timeout_us ? due : timeout_us;
+		}
+		idle(shard, timeout_us);
+		return;
+	}
+	if (journal_in_flight(shard->journal) > 0 && inbound_empty(shard))
+		reap(shard, true);   /* nothing to build: sleep on the sync itself */
+	else
+		idle(shard, 1000);
+}
+
 void *engine_shard_main(void *argument)
 {
 	struct engine_shard *shard = argument;
 	struct engine *engine = shard->engine;
+	shard_journal_setup(shard);
 	for (;;) {
 		uint32_t progress = reap(shard, false);
 		if (shard->backlog_sent < shard->backlog_count)
@@ -719,17 +794,14 @@ void *engine_shard_main(void *argument)
 			if (count > 0)
 				decide(shard, count);
 			progress += count;
-			commit(shard);
+			commit_when_due(shard);
 		}
 		if (progress > 0)
 			continue;
 		if (atomic_load(&engine->stop_intake) && drained(shard) &&
 		    atomic_load(&engine->credits_in_flight) == 0)
 			break;
-		if (journal_in_flight(shard->journal) > 0 && inbound_empty(shard))
-			reap(shard, true);   /* nothing to build: sleep on the sync itself */
-		else
-			idle(shard);
+		idle_or_reap(shard);
 	}
 	return NULL;
 }

@@ -42,6 +42,9 @@ struct engine_shard {
 	uint32_t pending_count;
 	uint64_t now_us;                      /* last time given to the ledger */
 	uint64_t committed_sequence;          /* last sequence handed to journal_commit() */
+	uint64_t group_started_us;            /* monotonic: first record of the open group */
+	uint32_t in_flight_max;               /* groups in flight at once (config, writer) */
+	bool completions_wake;                /* the journal's completions write our eventfd */
 	struct engine_commit commits[ENGINE_COMMITS_MAX];
 	uint32_t commits_head;
 	uint32_t commits_count;

@@ -51,9 +51,13 @@ static void *tx_buffer(struct engine_worker *worker, const struct netio_peer *pe
 	return datagram->data;
 }
 
-static void tx_commit(struct engine_worker *worker, size_t length)
+/* Seals the datagram in the current tx buffer with the key of the client it
+ * answers (id 0: unsealed, for a switch run --insecure-no-auth) and queues it. */
+static void tx_commit(struct engine_worker *worker, size_t length, const struct netio_key *key)
 {
-	worker->tx[worker->tx_count].length = (uint32_t)length;
+	struct netio_datagram *datagram = &worker->tx[worker->tx_count];
+	netio_seal(key->id == NETIO_KEY_ID_NONE ? NULL : key, datagram->data, length);
+	datagram->length = (uint32_t)length;
 	worker->tx_count++;
 }
 
@@ -79,7 +83,7 @@ static void slot_reply(struct engine_worker *worker, uint32_t index)
 	void *buffer = tx_buffer(worker, &slot->peer);
 	size_t length = netio_encode_results(buffer, NETIO_REPLY_MAX, slot->client_id,
 					     slot->sequence, slot->results, slot->answered);
-	tx_commit(worker, length);
+	tx_commit(worker, length, &slot->key);
 	metrics_histogram_observe(&worker->stats.request_latency_us,
 				  engine_monotonic_us() - slot->received_us);
 	for (uint32_t i = 0; i < slot->answered; i++) {
@@ -150,18 +154,20 @@ static void stage_request(struct engine_worker *worker, uint32_t ticket,
 
 /* Answers a datagram whose framing the codec refused. */
 static void refuse_datagram(struct engine_worker *worker, const struct netio_datagram *datagram,
-			    const struct netio_view *view, uint16_t code)
+			    const struct netio_view *view, uint16_t code,
+			    const struct netio_key *key)
 {
 	void *buffer = tx_buffer(worker, &datagram->peer);
 	size_t length = netio_encode_refusal(view, code, buffer, NETIO_REPLY_MAX);
 	if (length > 0)
-		tx_commit(worker, length);
+		tx_commit(worker, length, key);
 }
 
 /* Answers every request of a well-formed datagram with `code` (BUSY when no
  * reply slot is free, UNAVAILABLE after a journal failure). */
 static void refuse_requests(struct engine_worker *worker, const struct netio_datagram *datagram,
-			    const struct netio_view *view, uint16_t code)
+			    const struct netio_view *view, uint16_t code,
+			    const struct netio_key *key)
 {
 	void *buffer = tx_buffer(worker, &datagram->peer);
 	struct ledger_result *results =
@@ -170,11 +176,74 @@ static void refuse_requests(struct engine_worker *worker, const struct netio_dat
 		netio_result_refuse(&view->requests[i], code, &results[i]);
 	size_t length = netio_encode_results(buffer, NETIO_REPLY_MAX, view->header.client_id,
 					     view->header.sequence, results, view->count);
-	tx_commit(worker, length);
+	tx_commit(worker, length, key);
+}
+
+/* A datagram not let in: counted by reason, logged at most once a second
+ * per worker (with how many were not logged), never answered (an answer to
+ * an unauthenticated source is a reflection vector: PROTOCOL.md). */
+static void refuse_unauthentic(struct engine_worker *worker, const struct netio_datagram *datagram,
+			       enum netio_auth_refusal why)
+{
+	assert(why != NETIO_AUTH_OK);
+	assert(why < NETIO_AUTH_REFUSAL_COUNT);
+	metrics_add(&worker->stats.auth_refused[why], 1);
+	uint64_t now = engine_monotonic_us();
+	if (worker->auth_log_us != 0 && now - worker->auth_log_us < 1000000u) {
+		worker->auth_log_suppressed++;
+		return;
+	}
+	char peer[96];
+	worker->transport->ops->peer_format(&datagram->peer, peer, sizeof(peer));
+	engine_log("warn", "worker %u: datagram refused, not answered: reason=%s from=%s "
+		   "(%llu more refused since the last line)", worker->index,
+		   netio_auth_refusal_name(why), peer,
+		   (unsigned long long)worker->auth_log_suppressed);
+	worker->auth_log_us = now;
+	worker->auth_log_suppressed = 0;
+}
+
+/* Who sent the datagram. With authentication (the default): the principal
+ * whose MAC it carries and whose replay window lets it in, or a refusal.
+ * Without (--insecure-no-auth): nobody is refused, and a datagram whose MAC
+ * is good under a known key still has its replies sealed with that key. */
+static enum netio_auth_refusal authenticate(struct engine_worker *worker,
+					    const struct netio_datagram *datagram,
+					    const struct netio_principal **principal,
+					    struct netio_key *key)
+{
+	struct engine *engine = worker->engine;
+	const struct netio_keyring *ring =
+		atomic_load_explicit(&engine->keyring, memory_order_acquire);
+	memset(key, 0, sizeof(*key));
+	enum netio_auth_refusal why =
+		netio_authenticate(ring, datagram->data, datagram->length, principal);
+	if (why == NETIO_AUTH_OK && engine->authenticate) {
+		const struct netio_header *header = (const struct netio_header *)datagram->data;
+		why = netio_replay_check(engine->replay, (*principal)->key_id, header->client_id,
+					 header->sequence, engine_now_us());
+	}
+	if (why == NETIO_AUTH_OK) {
+		key->id = (*principal)->key_id;
+		memcpy(key->secret, (*principal)->secret, NETIO_KEY_SIZE);
+	}
+	if (!engine->authenticate) {
+		*principal = NULL;
+		return NETIO_AUTH_OK;
+	}
+	return why;
 }
 
 static void handle_datagram(struct engine_worker *worker, const struct netio_datagram *datagram)
 {
+	const struct netio_principal *principal = NULL;
+	struct netio_key key;
+	enum netio_auth_refusal why = authenticate(worker, datagram, &principal, &key);
+	if (why != NETIO_AUTH_OK) {
+		refuse_unauthentic(worker, datagram, why);
+		return;
+	}
+	assert(principal != NULL || !worker->engine->authenticate);
 	struct netio_view view;
 	uint16_t code = netio_decode(datagram->data, datagram->length, &view);
 	if (code == LEDGER_OK && view.header.type != NETIO_TYPE_REQUEST) {
@@ -186,18 +255,18 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 		metrics_add(&worker->stats.malformed_datagrams, 1);
 		metrics_add(&worker->stats.rejects[view.reject < NETIO_REJECT_COUNT_KINDS
 							   ? view.reject : 0], 1);
-		refuse_datagram(worker, datagram, &view, code);
+		refuse_datagram(worker, datagram, &view, code, &key);
 		return;
 	}
 	if (atomic_load(&worker->engine->failed)) {
-		refuse_requests(worker, datagram, &view, LEDGER_UNAVAILABLE);
+		refuse_requests(worker, datagram, &view, LEDGER_UNAVAILABLE, &key);
 		return;
 	}
 	bool large = view.count > ENGINE_SLOT_INLINE;
 	if (worker->slot_free_head == ENGINE_SLOT_NONE ||
 	    (large && worker->buffer_free_count == 0)) {
 		metrics_add(&worker->stats.busy, view.count);
-		refuse_requests(worker, datagram, &view, LEDGER_BUSY);
+		refuse_requests(worker, datagram, &view, LEDGER_BUSY, &key);
 		return;
 	}
 	uint32_t index = worker->slot_free_head;
@@ -211,6 +280,7 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 		slot->results = worker->buffers + (size_t)slot->buffer * NETIO_BATCH_MAX;
 	}
 	slot->peer = datagram->peer;
+	slot->key = key;
 	slot->client_id = view.header.client_id;
 	slot->sequence = view.header.sequence;
 	assert(view.count <= NETIO_BATCH_MAX);
@@ -225,6 +295,14 @@ static void handle_datagram(struct engine_worker *worker, const struct netio_dat
 			struct ledger_result refused;
 			netio_result_refuse(request, LEDGER_FORMAT_ERROR, &refused);
 			metrics_add(&worker->stats.format_errors, 1);
+			slot_answer(worker, engine_ticket(index, i), &refused);
+			continue;
+		}
+		/* Roles, before anything reaches a shard. */
+		if (principal != NULL && netio_principal_allows(principal, request) != LEDGER_OK) {
+			struct ledger_result refused;
+			netio_result_refuse(request, LEDGER_FORBIDDEN, &refused);
+			metrics_add(&worker->stats.forbidden, 1);
 			slot_answer(worker, engine_ticket(index, i), &refused);
 			continue;
 		}
@@ -293,6 +371,7 @@ void *engine_worker_main(void *argument)
 	struct engine *engine = worker->engine;
 	bool idle = false;
 	for (;;) {
+		atomic_fetch_add_explicit(&worker->loops, 1, memory_order_release);
 		uint32_t progress = 0;
 		if (!atomic_load(&engine->stop_intake))
 			progress += receive(worker, idle);

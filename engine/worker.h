@@ -6,12 +6,14 @@
 
 #include <assert.h>
 
+#include "auth.h"
 #include "engine.h"
 #include "netio.h"
 
 #define ENGINE_SLOT_NONE UINT32_MAX
 
 _Static_assert(NETIO_REJECT_COUNT_KINDS <= ENGINE_REJECT_KINDS, "reject counters");
+_Static_assert(NETIO_AUTH_REFUSAL_COUNT <= ENGINE_AUTH_KINDS, "auth refusal counters");
 
 /* Results a slot holds inline: a terminal's datagram carries one request. */
 #define ENGINE_SLOT_INLINE 4u
@@ -48,6 +50,9 @@ static inline uint32_t engine_ticket_position(uint32_t ticket)
  * of slots) without reserving 5 KiB for each. */
 struct engine_slot {
 	struct netio_peer peer;
+	struct netio_key key;     /* the sender's key: the reply is sealed with it
+	                           * (id 0: unsealed), even if the key is removed
+	                           * while its requests are in flight */
 	uint64_t client_id;
 	uint64_t sequence;
 	uint64_t received_us;     /* monotonic */
@@ -88,6 +93,11 @@ struct engine_worker {
 	struct netio_datagram tx[NETIO_BURST_MAX];
 	uint32_t tx_count;
 	uint8_t *tx_buffers;                  /* NETIO_BURST_MAX * NETIO_REPLY_MAX */
+	/* Quiescent points: a key ring swapped out is freed once every worker's
+	 * count has moved (engine_reload_clients). */
+	atomic_uint_fast64_t loops;
+	uint64_t auth_log_us;                 /* last refusal log line (monotonic) */
+	uint64_t auth_log_suppressed;         /* refusals since it */
 	struct engine_worker_stats stats;
 };
 

@@ -3,6 +3,7 @@
  * into a fresh ledger and checks it against itself, its snapshots and the
  * rules. Read-only: a torn tail is reported, never cut.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -81,14 +82,18 @@ static int id_set_grow(struct id_set *set)
 	free(set->entries);
 	set->entries = entries;
 	set->capacity = capacity;
+	assert((capacity & (capacity - 1)) == 0); /* the mask works */
+	assert(set->count * 10 <= capacity * 7);
 	return 0;
 }
 
 /* Inserts; returns 1 if it was already there, 0 if new, -ENOMEM. */
 static int id_set_insert(struct id_set *set, uint64_t id, uint64_t class_index)
 {
+	assert(class_index <= 2); /* client decision, CREDIT or RETURN */
 	if ((set->count + 1) * 10 > set->capacity * 7 && id_set_grow(set) != 0)
 		return -ENOMEM;
+	assert(set->count < set->capacity); /* an empty slot ends every probe */
 	uint64_t slot = journal_hash(&id, sizeof(id)) & (set->capacity - 1);
 	while (set->entries[slot].class_plus_one != 0) {
 		if (set->entries[slot].id == id && set->entries[slot].class_plus_one == class_index + 1)
@@ -229,11 +234,18 @@ static int audit_block(struct audit *audit, const struct journal_record *records
 	uint64_t applied = 0;
 	while (count > 0) {
 		uint32_t chunk = audit_chunk(audit, records, count);
+		assert(chunk > 0);
+		assert(chunk <= count);
+		uint64_t applied_before = applied;
 		uint32_t done = journal_replay(audit->ledger, records, chunk, 0, &applied, why,
 					       sizeof(why));
 		if (done < chunk)
 			return audit_violation(audit, "%s: offset %" PRIu64 ": %s", position->path,
 					       position->offset, why);
+		/* Every record replayed, each matched its sequence: the ledger
+		 * stands at the chunk's last. */
+		assert(applied - applied_before == chunk);
+		assert(ledger_sequence(audit->ledger) == records[chunk - 1].sequence);
 		for (uint32_t i = 0; i < chunk; i++) {
 			int result = audit_count(audit, &records[i]);
 			if (result >= 0)
@@ -260,8 +272,8 @@ static void audit_add_totals(struct audit *audit)
 	struct ledger_currency_total totals[JOURNAL_AUDIT_CURRENCIES_MAX];
 	struct journal_audit_report *report = audit->report;
 	uint32_t count = ledger_currency_totals(audit->ledger, totals, JOURNAL_AUDIT_CURRENCIES_MAX);
-	if (count > JOURNAL_AUDIT_CURRENCIES_MAX)
-		count = JOURNAL_AUDIT_CURRENCIES_MAX;
+	/* Not a clamp: a ledger keeps at most 32 currencies, fewer than the report's. */
+	assert(count <= JOURNAL_AUDIT_CURRENCIES_MAX);
 	report->accounts += ledger_account_count(audit->ledger);
 	for (uint32_t i = 0; i < count; i++) {
 		uint32_t at = 0;
@@ -391,6 +403,9 @@ static void audit_cross_shard(struct audit *audit)
 int journal_audit(const char *dir, const struct journal_audit_options *options,
 		  struct journal_audit_report *report)
 {
+	assert(dir != NULL);
+	assert(options != NULL);
+	assert(report != NULL);
 	uint64_t started_ns = journal_monotonic_ns();
 	memset(report, 0, sizeof(*report));
 	struct audit audit = {.dir = dir, .options = options, .report = report, .out = options->out};

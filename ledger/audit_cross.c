@@ -214,7 +214,8 @@ static void table_remove(struct cross_table *table, struct cross_entry *entry)
 {
 	uint64_t mask = table->capacity - 1;
 	uint64_t hole = (uint64_t)(entry - table->slots);
-	assert(hole < table->capacity && (entry->flags & CROSS_USED));
+	assert(hole < table->capacity);
+	assert(entry->flags & CROSS_USED);
 	for (uint64_t next = (hole + 1) & mask; table->slots[next].flags & CROSS_USED;
 	     next = (next + 1) & mask) {
 		uint64_t home = table_home(table, table->slots[next].id);
@@ -294,7 +295,8 @@ static void cross_apply_eviction(struct audit_cross *cross, const struct cross_e
 		return;
 	if (entry->interval_plus_one != 0) {
 		struct cross_interval *interval = &cross->intervals[entry->interval_plus_one - 1];
-		assert(interval->id == eviction->id && interval->end_us == CROSS_OPEN);
+		assert(interval->id == eviction->id);
+		assert(interval->end_us == CROSS_OPEN);
 		interval->end_us = eviction->now_us;
 		entry->interval_plus_one = 0;
 	}
@@ -346,7 +348,8 @@ void audit_cross_evict(struct audit_cross *cross, uint32_t shard,
 		       const struct ledger_transfer_info *evicted, uint64_t now_us,
 		       uint64_t sequence)
 {
-	assert(cross != NULL && evicted != NULL);
+	assert(cross != NULL);
+	assert(evicted != NULL);
 	cross_begin_shard(cross, shard);
 	if (cross->queue_count == CROSS_QUEUE_MAX) {
 		/* More than a chunk ahead of the notes: apply the oldest now. */
@@ -656,12 +659,15 @@ static int cross_note_return(struct audit_cross *cross, const struct journal_rec
 int audit_cross_note(struct audit_cross *cross, uint32_t shard, const struct journal_record *record,
 		     bool in_window)
 {
-	assert(cross != NULL && record != NULL);
+	assert(cross != NULL);
+	assert(record != NULL);
 	cross_begin_shard(cross, shard);
 	/* The window evicts while inserting a decision, after deciding it. */
 	cross_drain(cross, record->sequence - 1);
-	if (record->now_us > cross->now_us) /* replay refused a clock going back */
-		cross->now_us = record->now_us;
+	/* A precondition, not a clamp: the caller replayed the record first, and
+	 * the replay refuses a clock going back within a shard. */
+	assert(record->now_us >= cross->now_us);
+	cross->now_us = record->now_us;
 	bool remembered = cross_remembered(cross, record, in_window);
 	uint8_t kind = record->request.kind;
 	int result;
@@ -862,8 +868,10 @@ int audit_cross_finish(struct audit_cross *cross)
 struct audit_cross *audit_cross_create(const struct ledger_config *config, uint32_t shard_count,
 				       struct journal_audit_report *report)
 {
-	assert(config != NULL && report != NULL);
-	assert(shard_count >= 1 && shard_count <= JOURNAL_SHARDS_MAX);
+	assert(config != NULL);
+	assert(report != NULL);
+	assert(shard_count >= 1);
+	assert(shard_count <= JOURNAL_SHARDS_MAX);
 	struct audit_cross *cross = calloc(1, sizeof(*cross));
 	if (cross == NULL)
 		return NULL;

@@ -44,7 +44,10 @@
 #define JOURNAL_SEGMENT_BYTES_DEFAULT (1ull << 30)     /* 1 GiB */
 #define JOURNAL_GROUP_BYTES_DEFAULT (1u << 20)         /* 1 MiB per commit */
 #define JOURNAL_GROUP_BYTES_MAX (16u << 20)            /* hard bound of a group */
-#define JOURNAL_GROUPS_IN_FLIGHT_MAX 8u
+/* Buffers of a writer: 1 filling + up to 16 groups in flight. */
+#define JOURNAL_GROUPS_IN_FLIGHT_MAX 17u
+/* Groups in flight per shard by default (bench/journal_bench, JOURNAL.md). */
+#define JOURNAL_GROUPS_IN_FLIGHT_DEFAULT 4u
 #define JOURNAL_PREALLOCATE_BYTES_DEFAULT (8u << 20) /* zeros kept ahead of appends */
 #define JOURNAL_PREALLOCATE_BYTES_MAX (1u << 30)
 #define JOURNAL_PREALLOCATE_CHUNK_BYTES (4u << 20)   /* one zero-fill write */
@@ -141,7 +144,10 @@ enum journal_mode {
 struct journal_writer_options {
 	uint64_t segment_bytes_max;   /* a new segment starts beyond this; >= 64 KiB */
 	uint32_t group_bytes_max;     /* bytes per commit, multiple of 4096, <= 16 MiB */
-	uint32_t groups_in_flight_max;/* buffers: 1 filling + N-1 in flight; 2..8 */
+	/* Buffers: 1 filling + N-1 in flight, each its own write and sync;
+	 * 2..JOURNAL_GROUPS_IN_FLIGHT_MAX. (N-1) * group_bytes_max is the tail
+	 * window recorded in every segment header: what a crash may tear. */
+	uint32_t groups_in_flight_max;
 	enum journal_sync sync;
 	enum journal_mode mode;
 	/* Zeros written (and fdatasync'ed) ahead of the append position, so
@@ -159,7 +165,8 @@ struct journal_writer_options {
 	 * measure with bench/journal_bench --preallocate. */
 	uint32_t preallocate_bytes;
 };
-/* 1 GiB segments, 1 MiB groups, 2 groups (double buffering), fdatasync, durable,
+/* 1 GiB segments, 1 MiB groups, JOURNAL_GROUPS_IN_FLIGHT_DEFAULT groups in
+ * flight (+1 filling), fdatasync, durable,
  * 8 MiB preallocated ahead. */
 void journal_writer_options_default(struct journal_writer_options *options);
 
@@ -228,6 +235,14 @@ uint64_t journal_durable_sequence(const struct journal_writer *writer);
 uint64_t journal_appended_sequence(const struct journal_writer *writer);
 /* Groups submitted and not yet completed. */
 uint32_t journal_in_flight(const struct journal_writer *writer);
+/* The most groups that may be in flight at once (groups_in_flight_max - 1). */
+uint32_t journal_in_flight_max(const struct journal_writer *writer);
+/* Records appended to the group being filled (not yet submitted). */
+uint64_t journal_filling_records(const struct journal_writer *writer);
+/* Has the writer's io_uring signal `eventfd` on every completion, so a
+ * thread sleeping in poll() on it wakes for new work and for a durable group
+ * alike (io_uring_register_eventfd). Returns 0 or -errno. */
+int journal_writer_eventfd(struct journal_writer *writer, int eventfd);
 /* 0 or the -errno that failed the writer; its sentence in *error if not NULL. */
 int journal_writer_failed(const struct journal_writer *writer, struct journal_error *error);
 void journal_writer_stats(const struct journal_writer *writer, struct journal_writer_stats *stats);

@@ -149,8 +149,12 @@ enum journal_block_check journal_block_check(const uint8_t *block,
 void journal_segment_header_make(struct journal_segment_header *header, uint32_t shard,
 				 uint32_t shard_count, uint32_t segment_index,
 				 uint64_t first_block_index, uint64_t first_sequence,
-				 uint64_t previous_hash)
+				 uint64_t previous_hash, uint32_t in_flight_groups,
+				 uint32_t group_bytes_max)
 {
+	assert(group_bytes_max % JOURNAL_BLOCK_BYTES == 0);
+	assert(group_bytes_max <= JOURNAL_GROUP_BYTES_MAX);
+	assert(in_flight_groups < JOURNAL_GROUPS_IN_FLIGHT_MAX);
 	memset(header, 0, sizeof(*header));
 	header->magic = JOURNAL_SEGMENT_MAGIC;
 	header->version = JOURNAL_FORMAT_VERSION;
@@ -161,6 +165,8 @@ void journal_segment_header_make(struct journal_segment_header *header, uint32_t
 	header->first_sequence = first_sequence;
 	header->previous_hash = previous_hash;
 	header->created_us = journal_now_us();
+	header->in_flight_groups = in_flight_groups;
+	header->group_bytes_max = group_bytes_max;
 	header->header_hash = journal_segment_header_hash(header);
 }
 

@@ -50,7 +50,12 @@ struct journal_segment_header {
 	uint64_t first_sequence;  /* 24 */
 	uint64_t previous_hash;   /* 32: chain value of the previous segment's last block */
 	uint64_t created_us;      /* 40: wall clock, informational */
-	uint64_t reserved;        /* 48: 0 */
+	/* 48, 52: the tail window, what a crash may tear: at most
+	 * in_flight_groups groups of at most group_bytes_max bytes each were in
+	 * flight. Both 0 in segments of writers with one group in flight
+	 * (format 1 as first written): only the last group may be torn. */
+	uint32_t in_flight_groups;
+	uint32_t group_bytes_max;
 	uint64_t header_hash;     /* 56: xxh3_64 of bytes 0..55 */
 };
 _Static_assert(sizeof(struct journal_segment_header) == 64, "64 bytes");
@@ -102,7 +107,8 @@ void journal_block_seal(uint8_t *block);
 void journal_segment_header_make(struct journal_segment_header *header, uint32_t shard,
 				 uint32_t shard_count, uint32_t segment_index,
 				 uint64_t first_block_index, uint64_t first_sequence,
-				 uint64_t previous_hash);
+				 uint64_t previous_hash, uint32_t in_flight_groups,
+				 uint32_t group_bytes_max);
 /* Checks a 4096-byte segment header block; why on failure. */
 bool journal_segment_header_valid(const uint8_t *block, uint32_t shard, uint32_t segment_index,
 				  char *why, size_t why_bytes);

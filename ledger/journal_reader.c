@@ -6,11 +6,17 @@
  * checksums, record sequences) and in its place (block index, chain hash,
  * shard, segment, first sequence). A block that is self-consistent but out
  * of place is corruption. A block that is not self-consistent is a torn tail
- * only if it lies in the last group the writer could have been writing: in
- * the last segment, and every self-consistent block after it up to the end
- * of the file belongs to that same group (the writer starts a group only
- * after the previous one is synced, see journal_writer.c). Anything else
- * stops the scan with the file, the offset, what was expected and found.
+ * only if it lies in the groups the writer could have had in flight: in the
+ * last segment, with the data from the start of its group to the data end
+ * inside the segment's tail window (groups in flight x group bytes, in the
+ * segment header), and every self-consistent block after it at its own
+ * index in a group that starts no earlier than the torn one. Those later
+ * groups may be complete: the writer never reported them durable, because
+ * the durable sequence advances only over a contiguous prefix of completed
+ * groups (journal_writer.c), so recovery cuts them with the torn one. A
+ * segment header with no window (an older writer, one group in flight)
+ * allows only the last group. Anything else stops the scan with the file,
+ * the offset, what was expected and found.
  *
  * A segment's data ends before its zero tail: the bytes after the last
  * non-zero block, all zero, that the writer preallocated and never wrote
@@ -44,6 +50,8 @@ struct journal_reader {
 	int fd;
 	uint64_t file_size;
 	uint64_t data_end;                /* start of the zero tail (block aligned) */
+	uint64_t tail_window_bytes;       /* of the current segment; 0 = one group */
+	uint32_t tail_window_groups;      /* groups that may be in flight; 0 = one */
 	uint64_t offset;                  /* next block */
 	uint8_t *buffer;                  /* READER_BUFFER_BYTES, aligned */
 	uint64_t buffer_offset;
@@ -240,6 +248,12 @@ static int reader_segment_begin(struct journal_reader *reader, struct journal_er
 		return journal_error_set(error, scanned, "%s: scan zero tail: %s", reader->path,
 					 strerror(-scanned));
 	const struct journal_segment_header *header = (const void *)reader->scratch;
+	reader->tail_window_bytes = (uint64_t)header->in_flight_groups * header->group_bytes_max;
+	reader->tail_window_groups = header->in_flight_groups;
+	if (reader->tail_window_groups == 0 || reader->tail_window_bytes == 0) {
+		reader->tail_window_bytes = 0;
+		reader->tail_window_groups = 0;
+	}
 	if (!reader->expect_seeded) {
 		/* Where the scan starts the header is trusted; at genesis it must be one. */
 		if (index == 0 && (header->first_block_index != 0 ||
@@ -300,24 +314,63 @@ static bool block_self_consistent(const uint8_t *block)
 	return journal_block_check(block, &own, why, sizeof(why)) == JOURNAL_BLOCK_OK;
 }
 
+/* The data a crash may have left torn: one group for a segment without a
+ * window (written with one group in flight), else the segment's window. */
+static uint64_t reader_tail_allowance(const struct journal_reader *reader)
+{
+	if (reader->tail_window_bytes == 0)
+		return JOURNAL_GROUP_BYTES_MAX + JOURNAL_BLOCK_BYTES;
+	return reader->tail_window_bytes + JOURNAL_BLOCK_BYTES;
+}
+
+/* Checks one self-consistent block found after the bad block at `offset`:
+ * at its own index, in a group that starts at or after the torn group, and
+ * (without a window) in the torn group itself, data end inside it. */
+static bool reader_tail_block_fits(const struct journal_reader *reader,
+				   const struct journal_block_header *header, uint64_t at,
+				   uint64_t offset, uint64_t torn_group)
+{
+	uint64_t bad_index = reader->expect.block_index;
+	uint64_t slot_index = bad_index + (at - offset) / JOURNAL_BLOCK_BYTES;
+	uint64_t group = header->block_index - header->group_position;
+	uint64_t group_end = group + header->group_blocks;
+	uint64_t data_blocks_end = bad_index + (reader->data_end - offset) / JOURNAL_BLOCK_BYTES;
+	assert(at > offset);
+	if (header->block_index != slot_index || header->shard != reader->shard ||
+	    header->segment_index != reader->expect.segment_index ||
+	    header->first_sequence < reader->expect.first_sequence + (slot_index - bad_index))
+		return false;
+	if (reader->tail_window_bytes == 0)
+		return (group == bad_index || group == torn_group) && data_blocks_end <= group_end;
+	return group >= torn_group;
+}
+
 /* Decides whether the bad block at `offset` (index expect.block_index) is a
- * torn tail: every self-consistent block after it must sit at its own index
- * and belong to the group that was being written. Returns 0 or -EBADMSG. */
+ * torn tail: the data from the start of its group to the data end must fit
+ * the tail window, and every self-consistent block after it must sit at its
+ * own index in a group no earlier than the torn one. Returns 0 or -EBADMSG. */
 static int reader_tail_is_torn(struct journal_reader *reader, uint64_t offset,
 			       struct journal_error *error)
 {
 	char why[256];
 	uint64_t bad_index = reader->expect.block_index;
-	uint64_t group_a = bad_index, group_b = bad_index; /* allowed group starts */
+	uint64_t torn_group = bad_index; /* the first group that may be incomplete */
 	const struct journal_block_header *good = &reader->last_good;
 	if (reader->have_last_good && good->group_position + 1u < good->group_blocks)
-		group_b = good->block_index - good->group_position;
+		torn_group = good->block_index - good->group_position;
+	assert(torn_group <= bad_index);
+	uint64_t torn_offset = offset - (bad_index - torn_group) * JOURNAL_BLOCK_BYTES;
+	assert(torn_offset >= JOURNAL_SEGMENT_HEADER_BYTES);
 	/* Past data_end every byte is zero: only the data counts. */
 	uint64_t data_end = reader->data_end;
 	uint64_t end = data_end < reader->file_size ? data_end : reader->file_size;
-	if (data_end - offset > JOURNAL_GROUP_BYTES_MAX + JOURNAL_BLOCK_BYTES) {
-		snprintf(why, sizeof(why), "bad block followed by %" PRIu64 " bytes of data, more"
-			 " than a group: not a torn tail", data_end - offset);
+	uint64_t allowance = reader_tail_allowance(reader);
+	uint64_t last_group = torn_group;  /* groups after the torn one seen so far */
+	uint64_t groups_after = 0;
+	if (data_end - torn_offset > allowance) {
+		snprintf(why, sizeof(why), "bad block: %" PRIu64 " bytes of data from its group at"
+			 " offset %" PRIu64 ", more than the %" PRIu64 " bytes that may be in flight:"
+			 " not a torn tail", data_end - torn_offset, torn_offset, allowance);
 		return reader_corrupt(reader, error, offset, why);
 	}
 	for (uint64_t at = offset + JOURNAL_BLOCK_BYTES; at + JOURNAL_BLOCK_BYTES <= end;
@@ -329,16 +382,27 @@ static int reader_tail_is_torn(struct journal_reader *reader, uint64_t offset,
 		if (!block_self_consistent(reader->scratch))
 			continue;
 		const struct journal_block_header *header = (const void *)reader->scratch;
-		uint64_t slot_index = bad_index + (at - offset) / JOURNAL_BLOCK_BYTES;
-		uint64_t group = header->block_index - header->group_position;
-		uint64_t group_end = group + header->group_blocks;
-		uint64_t file_blocks_end = bad_index + (data_end - offset) / JOURNAL_BLOCK_BYTES;
-		if (header->block_index != slot_index || (group != group_a && group != group_b) ||
-		    file_blocks_end > group_end) {
+		if (!reader_tail_block_fits(reader, header, at, offset, torn_group)) {
 			snprintf(why, sizeof(why), "bad block followed by a valid block %" PRIu64
-				 " of group %" PRIu64 " at offset %" PRIu64 ": a synced block after"
-				 " a bad one is corruption, not a torn tail", header->block_index,
-				 group, at);
+				 " of group %" PRIu64 " at offset %" PRIu64 " that no write in flight"
+				 " with it could have left: corruption, not a torn tail",
+				 header->block_index, header->block_index - header->group_position, at);
+			return reader_corrupt(reader, error, offset, why);
+		}
+		uint64_t group = header->block_index - header->group_position;
+		if (group != last_group) {
+			assert(group > last_group);
+			groups_after++;
+			last_group = group;
+		}
+		/* Every group after the torn one was submitted while it was in
+		 * flight and held a slot until it retired: they and it were all in
+		 * flight at once. */
+		if (reader->tail_window_groups > 0 && groups_after + 1 > reader->tail_window_groups) {
+			snprintf(why, sizeof(why), "bad block followed by %" PRIu64 " valid groups"
+				 " (up to offset %" PRIu64 "): with it more than the %u groups that"
+				 " may be in flight, corruption, not a torn tail", groups_after, at,
+				 reader->tail_window_groups);
 			return reader_corrupt(reader, error, offset, why);
 		}
 	}

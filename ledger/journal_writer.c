@@ -4,12 +4,18 @@
  *
  * Records are appended into the group being filled (4 KiB blocks of 42
  * records). journal_commit() seals the group's blocks (hashes, chain) and
- * submits one write — linked to an fdatasync, or O_DIRECT with RWF_DSYNC.
- * Every group's write carries IOSQE_IO_DRAIN, so the kernel starts it only
- * after the previous group's write and sync completed: at most one group is
- * ever being written, so a crash can tear only the last group and recovery
- * can tell a torn tail from corruption. The next groups are filled (and may
- * be queued) meanwhile: that is the double buffering.
+ * submits one write — linked (IOSQE_IO_LINK) to an fdatasync of its own, or
+ * O_DIRECT with RWF_DSYNC. Up to groups_in_flight_max - 1 groups are in
+ * flight at once, each with its own write and sync, in no particular order
+ * in the kernel: the link makes each group's sync start after its own write,
+ * so when both completed that group's bytes are on disk whatever the others
+ * did. Completions may arrive out of order; a group is retired, and the
+ * durable sequence advanced over it, only when it and every group before it
+ * completed (a contiguous prefix). So nothing after the first incomplete
+ * group is ever reported durable, and a crash can tear only groups of the
+ * last tail window (groups in flight x group bytes, recorded in every
+ * segment header): recovery cuts from the first torn group on
+ * (JOURNAL.md, "Writing and what a crash can leave").
  *
  * Preallocation: ext4's fdatasync after an append must also commit the
  * file's new size and extents (measured p50 ~615 us, p99 ~8 ms for 16 KiB)
@@ -92,6 +98,8 @@ struct journal_writer {
 	uint64_t previous_hash;          /* chain value of the last sealed block */
 	uint64_t appended_sequence;
 	uint64_t durable_sequence;
+	uint64_t resumed_window_bytes;   /* tail window of the segment resumed */
+	uint32_t resumed_in_flight_groups;
 	struct journal_zero_fill zero;
 	int error;
 	char error_text[JOURNAL_ERROR_TEXT_BYTES];
@@ -103,7 +111,7 @@ void journal_writer_options_default(struct journal_writer_options *options)
 	memset(options, 0, sizeof(*options));
 	options->segment_bytes_max = JOURNAL_SEGMENT_BYTES_DEFAULT;
 	options->group_bytes_max = JOURNAL_GROUP_BYTES_DEFAULT;
-	options->groups_in_flight_max = 2;
+	options->groups_in_flight_max = JOURNAL_GROUPS_IN_FLIGHT_DEFAULT + 1;
 	options->sync = JOURNAL_SYNC_FDATASYNC;
 	options->mode = JOURNAL_MODE_DURABLE;
 	options->preallocate_bytes = JOURNAL_PREALLOCATE_BYTES_DEFAULT;
@@ -147,6 +155,14 @@ static int writer_fail(struct journal_writer *writer, int code, const char *form
 
 static int writer_preallocate(struct journal_writer *writer);
 
+/* Bytes from the start of the oldest group that may be in flight to the end
+ * of the data: every group in flight is at most group_bytes_max. */
+static uint64_t writer_tail_window(const struct journal_writer *writer)
+{
+	assert(writer->options.groups_in_flight_max >= 2);
+	return (uint64_t)(writer->options.groups_in_flight_max - 1) * writer->options.group_bytes_max;
+}
+
 static int segment_open_flags(const struct journal_writer *writer)
 {
 	return O_RDWR | O_CLOEXEC | (writer->options.sync == JOURNAL_SYNC_DIRECT_DSYNC ? O_DIRECT : 0);
@@ -167,7 +183,9 @@ static int segment_create(struct journal_writer *writer, uint32_t index, uint8_t
 	memset(scratch, 0, JOURNAL_SEGMENT_HEADER_BYTES);
 	journal_segment_header_make((struct journal_segment_header *)scratch, writer->shard,
 				    writer->shard_count, index, writer->next_block_index,
-				    writer->appended_sequence + 1, writer->previous_hash);
+				    writer->appended_sequence + 1, writer->previous_hash,
+				    writer->options.groups_in_flight_max - 1,
+				    writer->options.group_bytes_max);
 	int result = journal_pwrite_full(fd, scratch, JOURNAL_SEGMENT_HEADER_BYTES, 0);
 	if (result == 0 && fdatasync(fd) != 0)
 		result = -errno;
@@ -238,6 +256,8 @@ static int segment_resume(struct journal_writer *writer, uint32_t index, uint8_t
 	if (!journal_segment_header_valid(scratch, writer->shard, index, why, sizeof(why)))
 		return journal_error_set(error, -EUCLEAN, "%s: offset 0: %s", writer->path, why);
 	const struct journal_segment_header *segment = (const void *)scratch;
+	writer->resumed_window_bytes = (uint64_t)segment->in_flight_groups * segment->group_bytes_max;
+	writer->resumed_in_flight_groups = segment->in_flight_groups;
 	writer->next_block_index = segment->first_block_index;
 	writer->previous_hash = segment->previous_hash;
 	writer->appended_sequence = segment->first_sequence - 1;
@@ -336,6 +356,15 @@ struct journal_writer *journal_writer_open(const char *dir, uint32_t shard,
 	}
 	if (count > 0 && segment_resume(writer, indexes[count - 1], scratch, error) != 0)
 		goto fail;
+	/* A segment promises its readers a tail window: one written with fewer
+	 * groups in flight (or smaller groups, or by an older writer) is not
+	 * continued, the next groups go to a segment of their own. */
+	if (count > 0 && (writer->resumed_window_bytes < writer_tail_window(writer) ||
+			  writer->resumed_in_flight_groups < writer->options.groups_in_flight_max - 1) &&
+	    segment_create(writer, indexes[count - 1] + 1, scratch) != 0) {
+		journal_error_set(error, writer->error, "%s", writer->error_text);
+		goto fail;
+	}
 	free(indexes);
 	writer->durable_sequence = writer->appended_sequence;
 	if (writer_preallocate(writer) != 0) {
@@ -372,6 +401,7 @@ static void writer_retire(struct journal_writer *writer)
 		if (group->cqes_pending > 0)
 			return;
 		if (writer->error == 0) {
+			assert(group->records > 0);
 			assert(group->last_sequence > writer->durable_sequence);
 			writer->durable_sequence = group->last_sequence;
 			writer->stats.records_durable += group->records;
@@ -480,6 +510,7 @@ static void writer_complete(struct journal_writer *writer, uint64_t user_data, i
 		zero_fill_complete(writer, user_data & 1, result);
 		return;
 	}
+	assert((user_data >> 1) < writer->group_count);
 	struct journal_group *group = &writer->groups[user_data >> 1];
 	bool is_sync = user_data & 1;
 	assert(group->state == GROUP_IN_FLIGHT && group->cqes_pending > 0);
@@ -636,6 +667,11 @@ static void group_seal(struct journal_writer *writer, struct journal_group *grou
 static int group_submit(struct journal_writer *writer, uint32_t slot)
 {
 	struct journal_group *group = &writer->groups[slot];
+	assert(group->state == GROUP_FILLING);
+	assert(group->bytes > 0);
+	assert(group->bytes % JOURNAL_BLOCK_BYTES == 0);
+	assert(group->offset % JOURNAL_BLOCK_BYTES == 0);
+	assert(writer->in_flight < writer->group_count - 1);
 	bool durable = writer->options.mode == JOURNAL_MODE_DURABLE;
 	bool linked_sync = durable && writer->options.sync == JOURNAL_SYNC_FDATASYNC;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&writer->ring);
@@ -643,7 +679,14 @@ static int group_submit(struct journal_writer *writer, uint32_t slot)
 	io_uring_prep_write(sqe, group->fd, group->buffer, group->bytes, group->offset);
 	if (durable && writer->options.sync == JOURNAL_SYNC_DIRECT_DSYNC)
 		sqe->rw_flags = RWF_DSYNC;
-	sqe->flags |= IOSQE_IO_DRAIN | (linked_sync ? IOSQE_IO_LINK : 0);
+	/* Only a group inside the range of the zero fill in flight waits for it
+	 * (and, by IOSQE_IO_DRAIN, for every entry before it): zeros never land
+	 * on data. Every other group goes at once beside those in flight. */
+	const struct journal_zero_fill *zero = &writer->zero;
+	bool behind_zero_fill = zero->cqes_pending > 0 &&
+				group->offset + group->bytes > zero->offset &&
+				group->offset < zero->offset + zero->bytes;
+	sqe->flags |= (behind_zero_fill ? IOSQE_IO_DRAIN : 0) | (linked_sync ? IOSQE_IO_LINK : 0);
 	io_uring_sqe_set_data64(sqe, (uint64_t)slot << 1);
 	group->cqes_pending = 1;
 	if (linked_sync) {
@@ -675,7 +718,9 @@ int journal_commit(struct journal_writer *writer)
 	uint32_t next = (writer->filling + 1) % writer->group_count;
 	if (writer->groups[next].state != GROUP_FREE)
 		return -EBUSY;
+	assert(writer->in_flight < writer->group_count);
 	group_seal(writer, group);
+	assert(writer->segment_end <= writer->options.segment_bytes_max);
 	int result = group_submit(writer, writer->filling);
 	writer->filling = next;
 	struct journal_group *fresh = &writer->groups[next];
@@ -704,6 +749,24 @@ uint64_t journal_appended_sequence(const struct journal_writer *writer)
 }
 
 uint32_t journal_in_flight(const struct journal_writer *writer) { return writer->in_flight; }
+
+uint32_t journal_in_flight_max(const struct journal_writer *writer)
+{
+	return writer->group_count - 1;
+}
+
+int journal_writer_eventfd(struct journal_writer *writer, int eventfd)
+{
+	assert(eventfd >= 0);
+	assert(writer->ring_ready);
+	int result = io_uring_register_eventfd(&writer->ring, eventfd);
+	return result < 0 ? result : 0;
+}
+
+uint64_t journal_filling_records(const struct journal_writer *writer)
+{
+	return writer->groups[writer->filling].records;
+}
 
 int journal_writer_failed(const struct journal_writer *writer, struct journal_error *error)
 {

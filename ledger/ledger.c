@@ -102,6 +102,13 @@ struct ledger *ledger_create(const struct ledger_config *config, int *error)
 	if (!ledger->accounts || !ledger->account_tags || !ledger->ring || !ledger->window_index || !ledger->holds ||
 	    !ledger->heap)
 		goto fail_nomem;
+	/* Relationships between the sizes the tables rely on. */
+	assert(ledger->account_slots > config->accounts_max); /* an empty slot ends every probe */
+	assert(hold_slots >= 2 * config->holds_max);
+	assert((hold_slots & (hold_slots - 1)) == 0);
+	assert((window_buckets & (window_buckets - 1)) == 0);
+	assert(window_buckets * LEDGER_WINDOW_BUCKET_SLOTS * 4 >= config->transfers_max * 7); /* load <= 4/7 */
+	assert(config->transfers_max < (UINT64_C(1) << 32)); /* ring position + 1 fits the slot's low half */
 	return ledger;
 
 fail_nomem:
@@ -173,7 +180,9 @@ int ledger_transfer_foreach(const struct ledger *ledger,
 			    int (*visit)(const struct ledger_transfer_info *info, void *context),
 			    void *context)
 {
-	assert(ledger != NULL && visit != NULL);
+	assert(ledger != NULL);
+	assert(visit != NULL);
+	assert(ledger->ring_count <= ledger->config.transfers_max);
 	uint64_t capacity = ledger->config.transfers_max;
 	uint64_t position = (ledger->ring_next + capacity - ledger->ring_count) % capacity;
 	for (uint64_t i = 0; i < ledger->ring_count; i++) {
@@ -190,7 +199,8 @@ int ledger_transfer_foreach(const struct ledger *ledger,
 char *ledger_format_i128(__int128 value, char *buf, size_t size)
 {
 	assert(size >= 41);
-	char digits[41];
+	assert(buf != NULL);
+	char digits[41]; /* 2^127 has 39 digits */
 	size_t count = 0;
 	unsigned __int128 magnitude = value < 0 ? -(unsigned __int128)value : (unsigned __int128)value;
 	do {
@@ -200,8 +210,10 @@ char *ledger_format_i128(__int128 value, char *buf, size_t size)
 	size_t at = 0;
 	if (value < 0)
 		buf[at++] = '-';
+	assert(magnitude == 0); /* every digit fitted */
 	while (count > 0 && at + 1 < size)
 		buf[at++] = digits[--count];
+	assert(count == 0); /* size >= 41: never truncated */
 	buf[at] = '\0';
 	return buf;
 }
@@ -210,7 +222,8 @@ int ledger_account_foreach(const struct ledger *ledger,
 			   int (*visit)(const struct ledger_account *account, void *context),
 			   void *context)
 {
-	assert(ledger != NULL && visit != NULL);
+	assert(ledger != NULL);
+	assert(visit != NULL);
 	for (uint64_t slot = 0; slot < ledger->account_slots; slot++) {
 		if (ledger->accounts[slot].id == 0)
 			continue;
@@ -224,7 +237,10 @@ int ledger_account_foreach(const struct ledger *ledger,
 int ledger_remote_credit(const struct ledger *ledger, const struct ledger_request *request,
 			 const struct ledger_result *result, struct ledger_request *credit)
 {
-	assert(ledger != NULL && request != NULL && result != NULL && credit != NULL);
+	assert(ledger != NULL);
+	assert(request != NULL);
+	assert(result != NULL);
+	assert(credit != NULL);
 	if (!(result->flags & LEDGER_RESULT_CREDIT_REMOTE) || (result->flags & LEDGER_RESULT_DUPLICATE))
 		return -EINVAL;
 	const struct ledger_window_entry *entry =
@@ -243,6 +259,9 @@ int ledger_remote_credit(const struct ledger *ledger, const struct ledger_reques
 		credit->other_id = entry->other_id;
 		credit->amount = entry->amount;
 		credit->currency = entry->currency;
+		assert(credit->amount > 0); /* an approved transfer moved money */
+		assert(credit->amount <= (uint64_t)INT64_MAX);
+		assert(credit->account_id != credit->other_id);
 		return 0;
 	}
 	if (request->kind == LEDGER_KIND_CAPTURE)

@@ -62,8 +62,9 @@ enum ledger_result_code {
 	LEDGER_BUSY = 41,                   /* a queue is full: retry later */
 	LEDGER_UNAVAILABLE = 42,            /* journal failed: nothing more is acknowledged */
 	LEDGER_WRONG_VERSION = 43,          /* protocol version not spoken */
+	LEDGER_FORBIDDEN = 44,              /* the sender's key may not ask for this */
 
-	LEDGER_RESULT_CODE_COUNT = 44,      /* bound for per-code counters */
+	LEDGER_RESULT_CODE_COUNT = 45,      /* bound for per-code counters */
 };
 
 /* Stable name of a code ("INSUFFICIENT_FUNDS"); "UNKNOWN" for others. */

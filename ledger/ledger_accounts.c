@@ -13,13 +13,14 @@ struct ledger_account *ledger_account_insert(struct ledger *ledger, uint64_t id,
 	uint64_t slot = ledger_account_home(ledger, hash);
 	for (uint64_t probe = 0; probe < ledger->account_slots; probe++) {
 		struct ledger_account *account = &ledger->accounts[slot];
-		assert(account->id != id && "inserting an existing account");
+		assert(account->id != id); /* never inserts an existing account */
 		if (ledger->account_tags[slot] == 0) {
 			assert(account->id == 0);
 			memset(account, 0, sizeof(*account));
 			account->id = id;
 			ledger->account_tags[slot] = ledger_account_tag(hash);
 			ledger->account_count++;
+			assert(ledger->account_count <= ledger->config.accounts_max);
 			return account;
 		}
 		slot = slot + 1 == ledger->account_slots ? 0 : slot + 1;
@@ -36,6 +37,7 @@ int ledger_currency_register(struct ledger *ledger, uint16_t currency)
 		return slot;
 	if (ledger->currency_count == LEDGER_CURRENCIES_MAX)
 		return -1;
+	assert(ledger->currency_count < LEDGER_CURRENCIES_MAX);
 	slot = (int)ledger->currency_count++;
 	ledger->currencies[slot].currency = currency;
 	ledger->currencies[slot].transit = 0;
@@ -46,7 +48,7 @@ int ledger_currency_register(struct ledger *ledger, uint16_t currency)
 void ledger_transit_add(struct ledger *ledger, uint16_t currency, int64_t delta)
 {
 	int slot = ledger_currency_slot(ledger, currency);
-	assert(slot >= 0 && "transit only in currencies of existing accounts");
+	assert(slot >= 0); /* transit only in currencies of existing accounts */
 	struct ledger_currency *entry = &ledger->currencies[slot];
 	/* |transit| <= accounts_max * 2^63 < 2^95: a 128-bit sum never wraps,
 	 * however much money crosses shards (issue 14, defect 7). */
@@ -76,6 +78,10 @@ uint16_t ledger_op_open(struct ledger *ledger, struct ledger_op *op)
 	account->spent_day = (uint32_t)ledger->today;
 	account->currency = request->currency;
 	account->flags = request->flags;
+	/* A new account holds no money: opening moves none. */
+	assert(account->balance == 0);
+	assert(account->held == 0);
+	assert(ledger_currency_slot(ledger, account->currency) >= 0);
 	return LEDGER_OK;
 }
 
@@ -131,6 +137,9 @@ uint16_t ledger_op_set_limits(struct ledger *ledger, struct ledger_op *op)
 	account->limit_overdraft = request->amount;
 	account->limit_payment = request->limit_payment;
 	account->limit_daily = request->limit_daily;
+	/* A limit change never puts an account below its floor. */
+	assert((account->flags & LEDGER_ACCOUNT_FUNDING) ||
+	       (__int128)account->balance - (__int128)account->held >= -(__int128)account->limit_overdraft);
 	return LEDGER_OK;
 }
 

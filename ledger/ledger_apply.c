@@ -102,7 +102,7 @@ static void ledger_finish(const struct ledger *ledger, struct ledger_op *op, uin
 	op->result->balance = ledger_available_or_zero(ledger_op_account(ledger, op));
 }
 
-static void ledger_decide(struct ledger *ledger, struct ledger_op *op)
+static void ledger_decide_request(struct ledger *ledger, struct ledger_op *op)
 {
 	const struct ledger_request *request = op->request;
 	struct ledger_result *result = op->result;
@@ -146,12 +146,34 @@ static void ledger_decide(struct ledger *ledger, struct ledger_op *op)
 		.state = LEDGER_TRANSFER_DONE,
 	};
 	uint16_t code = ledger_dispatch(ledger, op);
-	assert(code < LEDGER_FORMAT_ERROR);
+	assert(code < LEDGER_FORMAT_ERROR); /* a business outcome, never a wire error */
 	if (!ledger_kind_is_internal(request->kind)) {
 		remember->code = (uint8_t)code;
 		ledger_window_insert(ledger, remember, op->id_hash);
 	}
 	ledger_finish(ledger, op, code);
+}
+
+/* Decides one request; debug builds check what it changed against the
+ * rules (ledger_delta_assert), release builds only the cheap assertions
+ * inside the operations. */
+static inline void ledger_decide(struct ledger *ledger, struct ledger_op *op)
+{
+	uint64_t sequence_before = ledger->sequence;
+#if LEDGER_DEBUG_ASSERTS
+	struct ledger_delta delta;
+	ledger_delta_before(ledger, op, &delta);
+#endif
+	ledger_decide_request(ledger, op);
+	assert(op->result->id == op->request->id);
+	/* Sequence numbers strictly increase, one per journaled decision. */
+	assert(ledger->sequence >= sequence_before);
+	assert(ledger->sequence - sequence_before <= 1);
+	assert(ledger->sequence == sequence_before || op->result->sequence == ledger->sequence);
+	(void)sequence_before;
+#if LEDGER_DEBUG_ASSERTS
+	ledger_delta_assert(ledger, op, &delta);
+#endif
 }
 
 /* Stage one: hash, and prefetch the home tags of both accounts and the home
@@ -192,8 +214,10 @@ uint32_t ledger_apply(struct ledger *ledger, uint64_t now_us,
 		      struct ledger_result *results, uint32_t count)
 {
 	assert(ledger != NULL);
-	assert(count == 0 || (requests != NULL && results != NULL));
-	assert(now_us >= ledger->now_us && "now_us must not go backwards");
+	assert(count == 0 || requests != NULL);
+	assert(count == 0 || results != NULL);
+	assert(now_us >= ledger->now_us); /* now_us must not go backwards */
+	uint64_t sequence_before = ledger->sequence;
 	ledger->now_us = now_us;
 	ledger->today = now_us / LEDGER_US_PER_DAY;
 	ledger_expire_holds(ledger, now_us);
@@ -209,5 +233,9 @@ uint32_t ledger_apply(struct ledger *ledger, uint64_t now_us,
 		for (uint32_t i = 0; i < chunk; i++)
 			ledger_decide(ledger, &ops[i]);
 	}
+	/* At most one sequence number per request, and no wrap. */
+	assert(ledger->sequence >= sequence_before);
+	assert(ledger->sequence - sequence_before <= count);
+	(void)sequence_before;
 	return count;
 }

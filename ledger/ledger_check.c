@@ -224,3 +224,227 @@ int ledger_check_window(const struct ledger *ledger, struct ledger_violation *re
 					  indexed, ledger->ring_count);
 	return status;
 }
+
+#if LEDGER_DEBUG_ASSERTS
+/* ---- the delta of one decision (debug builds) ----------------------------- */
+static const struct ledger_account *ledger_delta_find(const struct ledger *ledger, uint64_t id)
+{
+	if (id == 0 || ledger_is_remote(ledger, id))
+		return NULL;
+	return ledger_account_find(ledger, id, ledger_hash_id(id));
+}
+
+void ledger_delta_before(const struct ledger *ledger, const struct ledger_op *op,
+			 struct ledger_delta *delta)
+{
+	const struct ledger_request *request = op->request;
+	memset(delta, 0, sizeof(*delta));
+	delta->account = ledger_account_find(ledger, request->account_id, op->account_hash);
+	uint64_t payee_id = request->other_id;
+	if (request->kind == LEDGER_KIND_CAPTURE || request->kind == LEDGER_KIND_VOID) {
+		const struct ledger_hold *hold = ledger_hold_find(ledger, request->reference_id);
+		if (hold != NULL && hold->account_id == request->account_id)
+			delta->hold = *hold;
+		payee_id = delta->hold.other_id; /* 0 when there is no hold */
+	}
+	if (request->kind != LEDGER_KIND_RETURN)
+		delta->payee = ledger_delta_find(ledger, payee_id);
+	if (delta->payee != NULL && delta->payee == delta->account) {
+		delta->payee = NULL;
+		delta->payee_is_account = true;
+	}
+	if (delta->account != NULL) {
+		delta->account_before = *delta->account;
+		delta->spent_before = ledger_spent_today(ledger, delta->account);
+	}
+	if (delta->payee != NULL)
+		delta->payee_before = *delta->payee;
+	delta->sequence = ledger->sequence;
+	delta->account_count = ledger->account_count;
+	delta->hold_count = ledger->hold_count;
+	delta->ring_count = ledger->ring_count;
+	delta->currency_count = ledger->currency_count;
+	for (uint32_t index = 0; index < ledger->currency_count; index++)
+		delta->transit[index] = ledger->currencies[index].transit;
+}
+
+/* What the rules say the decision moved: to the account (balance, held),
+ * to the payee and to transit in `currency`, and the change in holds. */
+struct ledger_delta_expected {
+	__int128 account;
+	__int128 held;
+	__int128 payee;
+	__int128 transit;
+	int64_t holds;
+	uint64_t accounts;
+	uint16_t currency;
+};
+
+static void ledger_delta_outflow(const struct ledger *ledger, uint64_t payee_id, uint64_t amount,
+				 struct ledger_delta_expected *expected)
+{
+	expected->account -= amount;
+	if (ledger_is_remote(ledger, payee_id))
+		expected->transit += amount;
+	else
+		expected->payee += amount;
+}
+
+static void ledger_delta_expect(const struct ledger *ledger, const struct ledger_op *op,
+				const struct ledger_delta *delta,
+				struct ledger_delta_expected *expected)
+{
+	const struct ledger_request *request = op->request;
+	uint64_t amount = request->amount;
+	memset(expected, 0, sizeof(*expected));
+	expected->currency = request->currency;
+	bool journaled = request->kind != LEDGER_KIND_BALANCE && request->kind != LEDGER_KIND_LOOKUP;
+	if (!journaled || op->result->code != LEDGER_OK ||
+	    (op->result->flags & LEDGER_RESULT_DUPLICATE))
+		return; /* a refusal, a repeat or a query changes no money */
+	switch (request->kind) {
+	case LEDGER_KIND_PAY:
+	case LEDGER_KIND_DEPOSIT:
+	case LEDGER_KIND_REFUND:
+		ledger_delta_outflow(ledger, request->other_id, amount, expected);
+		break;
+	case LEDGER_KIND_HOLD:
+		expected->held = amount;
+		expected->holds = 1;
+		break;
+	case LEDGER_KIND_CAPTURE: {
+		assert(delta->hold.id != 0);
+		uint64_t captured = amount != 0 ? amount : delta->hold.amount;
+		assert(op->result->amount == captured);
+		expected->currency = delta->hold.currency;
+		expected->held = -(__int128)delta->hold.amount;
+		expected->holds = -1;
+		ledger_delta_outflow(ledger, delta->hold.other_id, captured, expected);
+		break;
+	}
+	case LEDGER_KIND_VOID:
+		assert(delta->hold.id != 0);
+		expected->held = -(__int128)delta->hold.amount;
+		expected->holds = -1;
+		break;
+	case LEDGER_KIND_CREDIT:
+		expected->payee = amount;
+		expected->transit = -(__int128)amount;
+		break;
+	case LEDGER_KIND_RETURN:
+		expected->account = amount;
+		expected->transit = -(__int128)amount;
+		break;
+	case LEDGER_KIND_OPEN:
+		expected->accounts = 1;
+		break;
+	default:
+		break; /* FREEZE, CLOSE, SET_LIMITS move no money */
+	}
+	if (delta->payee_is_account) {
+		expected->account += expected->payee;
+		expected->payee = 0;
+	}
+}
+
+/* The account after the decision as the rules leave it; returns the change
+ * of its balance. */
+static __int128 ledger_delta_account(const struct ledger *ledger, const struct ledger_op *op,
+				     const struct ledger_delta *delta,
+				     const struct ledger_delta_expected *expected)
+{
+	const struct ledger_request *request = op->request;
+	const struct ledger_account *account = delta->account;
+	if (account == NULL) {
+		assert(expected->account == 0);
+		assert(expected->held == 0);
+		account = ledger_account_find(ledger, request->account_id, op->account_hash);
+		assert(account == NULL || expected->accounts == 1); /* only OPEN creates one */
+		if (account != NULL) {
+			assert(account->balance == 0);
+			assert(account->held == 0);
+		}
+		assert(op->result->balance == ledger_available_or_zero(account));
+		return 0;
+	}
+	const struct ledger_account *before = &delta->account_before;
+	__int128 moved = (__int128)account->balance - before->balance;
+	assert(account->id == before->id);
+	assert(account->currency == before->currency);
+	assert(moved == expected->account);
+	assert((__int128)account->held - before->held == expected->held);
+	assert(account->held <= (uint64_t)INT64_MAX);
+	assert((account->flags & LEDGER_ACCOUNT_FUNDING) ||
+	       (__int128)account->balance - account->held >= -(__int128)account->limit_overdraft);
+	assert(op->result->balance == ledger_available(account));
+	bool spends = request->kind == LEDGER_KIND_PAY || request->kind == LEDGER_KIND_HOLD;
+	if (spends && expected->held + expected->account != 0) {
+		uint64_t spent;
+		if (__builtin_add_overflow(delta->spent_before, request->amount, &spent))
+			spent = UINT64_MAX;
+		assert(account->spent_day == (uint32_t)ledger->today);
+		assert(account->spent_today == spent);
+	} else if (request->kind == LEDGER_KIND_RETURN) {
+		assert(ledger_spent_today(ledger, account) <= delta->spent_before);
+	} else {
+		assert(account->spent_today == before->spent_today);
+		assert(account->spent_day == before->spent_day);
+	}
+	return moved;
+}
+
+static __int128 ledger_delta_payee(const struct ledger_delta *delta,
+				   const struct ledger_delta_expected *expected)
+{
+	if (delta->payee == NULL) {
+		assert(expected->payee == 0); /* money reaches only a payee that exists */
+		return 0;
+	}
+	const struct ledger_account *payee = delta->payee;
+	__int128 moved = (__int128)payee->balance - delta->payee_before.balance;
+	assert(payee->id == delta->payee_before.id);
+	assert(payee->currency == delta->payee_before.currency);
+	assert(moved == expected->payee);
+	assert(payee->held == delta->payee_before.held); /* a credit never touches held */
+	return moved;
+}
+
+static __int128 ledger_delta_transit(const struct ledger *ledger, const struct ledger_delta *delta,
+				     const struct ledger_delta_expected *expected)
+{
+	assert(ledger->currency_count >= delta->currency_count);
+	__int128 moved = 0;
+	bool found = expected->transit == 0;
+	for (uint32_t index = 0; index < ledger->currency_count; index++) {
+		__int128 before = index < delta->currency_count ? delta->transit[index] : 0;
+		__int128 change = ledger->currencies[index].transit - before;
+		bool ours = ledger->currencies[index].currency == expected->currency;
+		assert(change == (ours ? expected->transit : 0));
+		found = found || (ours && index < delta->currency_count);
+		moved += change;
+	}
+	assert(found); /* transit moves only in a currency registered before */
+	return moved;
+}
+
+void ledger_delta_assert(const struct ledger *ledger, const struct ledger_op *op,
+			 const struct ledger_delta *delta)
+{
+	const struct ledger_result *result = op->result;
+	struct ledger_delta_expected expected;
+	ledger_delta_expect(ledger, op, delta, &expected);
+	__int128 account = ledger_delta_account(ledger, op, delta, &expected);
+	__int128 payee = ledger_delta_payee(delta, &expected);
+	__int128 transit = ledger_delta_transit(ledger, delta, &expected);
+	/* Double entry (DESIGN.md rule 2): whatever moved, the money of the
+	 * touched accounts plus transit is what it was. */
+	assert(account + payee + transit == 0);
+	assert((int64_t)(ledger->hold_count - delta->hold_count) == expected.holds);
+	assert(ledger->account_count - delta->account_count == expected.accounts);
+	assert(ledger->ring_count >= delta->ring_count); /* evicts only to insert */
+	assert(ledger->ring_count <= ledger->config.transfers_max);
+	/* CREDIT_REMOTE exactly when money went into transit. */
+	assert(!(result->flags & LEDGER_RESULT_CREDIT_REMOTE) || expected.transit > 0);
+	assert(expected.transit <= 0 || (result->flags & LEDGER_RESULT_CREDIT_REMOTE));
+}
+#endif

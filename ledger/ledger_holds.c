@@ -91,6 +91,10 @@ struct ledger_hold *ledger_hold_insert(struct ledger *ledger, const struct ledge
 	ledger_heap_set(ledger, index, (struct ledger_heap_node){ hold->expires_at_us, slot });
 	ledger->hold_count++;
 	ledger_heap_sift_up(ledger, index);
+	assert(ledger->hold_count <= ledger->config.holds_max);
+	assert(ledger->holds[slot].id == hold->id);
+	assert(ledger->holds[slot].heap_index < ledger->hold_count);
+	assert(ledger->heap[ledger->holds[slot].heap_index].slot == slot);
 	return &ledger->holds[slot];
 }
 
@@ -98,7 +102,10 @@ void ledger_hold_remove(struct ledger *ledger, struct ledger_hold *hold)
 {
 	uint64_t mask = ledger->hold_mask;
 	uint64_t hole = (uint64_t)(hold - ledger->holds);
-	assert(hole <= mask && hold->id != 0);
+	assert(hole <= mask);
+	assert(hold->id != 0);
+	assert(ledger->hold_count > 0);
+	assert(hold->heap_index < ledger->hold_count);
 	ledger_heap_remove(ledger, hold->heap_index, ledger->hold_count);
 	ledger->hold_count--;
 	uint64_t next = hole;
@@ -130,8 +137,13 @@ static void ledger_hold_release(struct ledger *ledger, struct ledger_hold *hold)
 {
 	struct ledger_account *account =
 		ledger_account_find(ledger, hold->account_id, ledger_hash_id(hold->account_id));
-	assert(account != NULL && account->held >= hold->amount);
+	assert(account != NULL);
+	assert(account->currency == hold->currency);
+	assert(account->held >= hold->amount);
+	uint64_t held_before = account->held;
 	account->held -= hold->amount;
+	assert(held_before - account->held == hold->amount); /* balances untouched */
+	(void)held_before;
 }
 
 uint32_t ledger_expire_holds(struct ledger *ledger, uint64_t now_us)
@@ -146,6 +158,8 @@ uint32_t ledger_expire_holds(struct ledger *ledger, uint64_t now_us)
 		ledger_hold_remove(ledger, hold);
 		released++;
 	}
+	/* Postcondition: no pending hold has reached its expiry. */
+	assert(ledger->hold_count == 0 || ledger->heap[0].expires_at_us > now_us);
 	return released;
 }
 
@@ -190,10 +204,23 @@ uint16_t ledger_op_hold(struct ledger *ledger, struct ledger_op *op)
 		.id = request->id, .account_id = request->account_id, .other_id = request->other_id,
 		.amount = request->amount, .expires_at_us = expires, .currency = request->currency,
 	};
+	assert(timeout > 0);
+	assert(expires > ledger->now_us || expires == UINT64_MAX); /* not expired at birth */
+	uint64_t held_before = payer->held;
+	int64_t balance_before = payer->balance;
 	ledger_hold_insert(ledger, &hold);
 	payer->held = held;
 	ledger_spend(ledger, payer, request->amount);
 	op->remember.state = LEDGER_TRANSFER_PENDING;
+	/* A hold moves no money: balance unchanged, held up by the amount,
+	 * still within int64 and above the floor unless FUNDING. */
+	assert(payer->balance == balance_before);
+	assert(payer->held - held_before == request->amount);
+	assert(payer->held <= (uint64_t)INT64_MAX);
+	assert((payer->flags & LEDGER_ACCOUNT_FUNDING) ||
+	       (__int128)payer->balance - (__int128)payer->held >= -(__int128)payer->limit_overdraft);
+	(void)held_before;
+	(void)balance_before;
 	return LEDGER_OK;
 }
 
@@ -220,7 +247,11 @@ uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op)
 	if (hold == NULL || hold->account_id != request->account_id)
 		return ledger_hold_gone(ledger, request);
 	struct ledger_account *payer = ledger_op_account(ledger, op);
-	assert(payer != NULL && !(payer->flags & LEDGER_ACCOUNT_CLOSED) && payer->held >= hold->amount);
+	/* A pending hold keeps its account open (CLOSE needs held == 0). */
+	assert(payer != NULL);
+	assert(!(payer->flags & LEDGER_ACCOUNT_CLOSED));
+	assert(payer->currency == hold->currency);
+	assert(payer->held >= hold->amount);
 	if (payer->flags & LEDGER_ACCOUNT_FROZEN)
 		return LEDGER_PAYER_FROZEN;
 	uint64_t captured = request->amount == 0 ? hold->amount : request->amount;
@@ -238,9 +269,13 @@ uint16_t ledger_op_capture(struct ledger *ledger, struct ledger_op *op)
 		return LEDGER_AMOUNT_OVERFLOW;
 
 	assert(payer->held >= hold->amount);
-	assert(captured > 0 && captured <= hold->amount);
+	assert(captured > 0);
+	assert(captured <= hold->amount);
+	uint64_t held_before = payer->held;
 	payer->held -= hold->amount;
 	ledger_move(ledger, op, payer, payee, hold->currency, captured);
+	assert(held_before - payer->held == hold->amount); /* the whole hold is released */
+	(void)held_before;
 	ledger_hold_mark(ledger, hold->id, LEDGER_TRANSFER_CAPTURED, captured);
 	op->remember.other_id = hold->other_id;
 	op->remember.amount = captured;
@@ -256,8 +291,11 @@ uint16_t ledger_op_void(struct ledger *ledger, struct ledger_op *op)
 	struct ledger_hold *hold = ledger_hold_find(ledger, request->reference_id);
 	if (hold == NULL || hold->account_id != request->account_id)
 		return ledger_hold_gone(ledger, request);
+	uint64_t holds_before = ledger->hold_count;
 	ledger_hold_release(ledger, hold);
 	ledger_hold_mark(ledger, hold->id, LEDGER_TRANSFER_VOIDED, 0);
 	ledger_hold_remove(ledger, hold);
+	assert(ledger->hold_count + 1 == holds_before);
+	(void)holds_before;
 	return LEDGER_OK;
 }

@@ -16,6 +16,32 @@
 
 #include "ledger.h"
 
+/* Assertions (ledger/README.md, "Assertions"). assert() is on in every
+ * build (b_ndebug=false): one condition per assert, so a failure names the
+ * broken condition. LEDGER_DEBUG_ASSERT() is for the checks that cost more
+ * than a compare of values already in registers (copies of accounts, loops,
+ * scans): on in debug (-O0) and sanitizer builds, compiled out (but still
+ * type-checked) in optimized builds; -DLEDGER_DEBUG_ASSERTS=0/1 forces it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LEDGER_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang's spelling */
+#define LEDGER_SANITIZED 1
+#endif
+#endif
+#ifndef LEDGER_DEBUG_ASSERTS
+#if !defined(__OPTIMIZE__) || defined(LEDGER_SANITIZED)
+#define LEDGER_DEBUG_ASSERTS 1
+#else
+#define LEDGER_DEBUG_ASSERTS 0
+#endif
+#endif
+#if LEDGER_DEBUG_ASSERTS
+#define LEDGER_DEBUG_ASSERT(condition) assert(condition)
+#else
+#define LEDGER_DEBUG_ASSERT(condition) ((void)sizeof(condition))
+#endif
+
 /* Bounds that size every table; create() refuses configs beyond them. */
 #define LEDGER_CURRENCIES_MAX 32u
 #define LEDGER_ACCOUNTS_LIMIT (UINT64_C(1) << 32)   /* slot index fits in 64 bits anyway */
@@ -308,6 +334,33 @@ static inline struct ledger_account *ledger_op_other(const struct ledger *ledger
 	return op->other = ledger_account_find(ledger, op->request->other_id, op->other_hash);
 }
 
+#if LEDGER_DEBUG_ASSERTS
+/* What one decision may change, copied before it (ledger_check.c): after it
+ * ledger_delta_assert() checks the double-entry delta (the money of the
+ * touched accounts plus transit is unchanged) and that each side moved by
+ * exactly what the rules of the kind and the code say (nothing on a
+ * refusal or a repeat). Debug and sanitizer builds only. */
+struct ledger_delta {
+	const struct ledger_account *account; /* account_id's, or NULL */
+	const struct ledger_account *payee;   /* the local payee, if not `account`, or NULL */
+	bool payee_is_account;
+	struct ledger_account account_before;
+	struct ledger_account payee_before;
+	struct ledger_hold hold;              /* CAPTURE, VOID: the hold (id 0 if none) */
+	uint64_t spent_before;                /* the account's spending today */
+	uint64_t sequence;
+	uint64_t account_count;
+	uint64_t hold_count;
+	uint64_t ring_count;
+	uint32_t currency_count;
+	__int128 transit[LEDGER_CURRENCIES_MAX];
+};
+void ledger_delta_before(const struct ledger *ledger, const struct ledger_op *op,
+			 struct ledger_delta *delta);
+void ledger_delta_assert(const struct ledger *ledger, const struct ledger_op *op,
+			 const struct ledger_delta *delta);
+#endif
+
 /* Each returns the result code; the caller fills flags, sequence, window. */
 uint16_t ledger_op_open(struct ledger *ledger, struct ledger_op *op);
 uint16_t ledger_op_freeze(struct ledger *ledger, struct ledger_op *op);
@@ -405,10 +458,15 @@ static inline uint16_t ledger_check_limits(const struct ledger *ledger, const st
 static inline void ledger_spend(const struct ledger *ledger, struct ledger_account *payer, uint64_t amount)
 {
 	uint64_t spent = ledger_spent_today(ledger, payer);
-	if (__builtin_add_overflow(spent, amount, &spent))
-		spent = UINT64_MAX; /* only without a daily limit: saturate the statistic */
+	if (__builtin_add_overflow(spent, amount, &spent)) {
+		/* Reachable (a FUNDING account pays without limit): saturate the
+		 * statistic. With a daily limit ledger_check_limits refused it. */
+		assert(payer->limit_daily == 0);
+		spent = UINT64_MAX;
+	}
 	payer->spent_today = spent;
 	payer->spent_day = (uint32_t)ledger->today;
+	assert(payer->limit_daily == 0 || payer->spent_today <= payer->limit_daily);
 }
 
 /* Posts a credit to a local payee or to transit (remote payee). */
@@ -449,7 +507,10 @@ static inline void ledger_move(struct ledger *ledger, struct ledger_op *op,
 	__int128 after = (__int128)payer->balance +
 			 (payee != NULL ? (__int128)payee->balance : ledger->currencies[slot].transit);
 	assert(payer_before - payer->balance == (int64_t)amount);
-	assert(before == after);
+	assert(before == after); /* the double-entry delta of the move: zero */
+	/* The debit rule held: above the floor unless FUNDING (no floor). */
+	assert((payer->flags & LEDGER_ACCOUNT_FUNDING) ||
+	       (__int128)payer->balance - (__int128)payer->held >= -(__int128)payer->limit_overdraft);
 	(void)payer_before;
 	(void)before;
 	(void)after;

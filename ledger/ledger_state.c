@@ -35,7 +35,13 @@ struct ledger_state_header {
 
 int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *context)
 {
-	assert(ledger != NULL && write != NULL);
+	assert(ledger != NULL);
+	assert(write != NULL);
+	/* Check data before it is written to disk (an O(n) scan: debug builds). */
+	LEDGER_DEBUG_ASSERT(ledger_check_double_entry(ledger, NULL) == 0);
+	LEDGER_DEBUG_ASSERT(ledger_check_holds(ledger, NULL) == 0);
+	uint64_t accounts_written = 0;
+	uint64_t holds_written = 0;
 	struct ledger_state_header header;
 	memset(&header, 0, sizeof(header)); /* padding is written too: keep it zero */
 	header.magic = LEDGER_STATE_MAGIC;
@@ -55,14 +61,17 @@ int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *
 	}
 	int status = write(context, &header, sizeof(header));
 	for (uint64_t slot = 0; slot < ledger->account_slots && status == 0; slot++)
-		if (ledger->accounts[slot].id != 0)
+		if (ledger->accounts[slot].id != 0) {
 			status = write(context, &ledger->accounts[slot], sizeof(struct ledger_account));
+			accounts_written++;
+		}
 	for (uint64_t slot = 0; slot <= ledger->hold_mask && status == 0; slot++) {
 		if (ledger->holds[slot].id == 0)
 			continue;
 		struct ledger_hold hold = ledger->holds[slot];
 		hold.heap_index = 0;
 		status = write(context, &hold, sizeof(hold));
+		holds_written++;
 	}
 	uint64_t capacity = ledger->config.transfers_max;
 	uint64_t position = (ledger->ring_next + capacity - ledger->ring_count) % capacity;
@@ -71,6 +80,11 @@ int ledger_state_save(const struct ledger *ledger, ledger_write_fn write, void *
 		position = position + 1 == capacity ? 0 : position + 1;
 	}
 	assert(status <= 0);
+	/* The record counts match the header's (a loader reads exactly them). */
+	assert(status != 0 || accounts_written == header.account_count);
+	assert(status != 0 || holds_written == header.hold_count);
+	(void)accounts_written;
+	(void)holds_written;
 	return status;
 }
 
@@ -240,7 +254,8 @@ static int ledger_load_window(struct ledger *ledger, uint64_t count, ledger_read
 int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
 		      struct ledger_violation *report)
 {
-	assert(ledger != NULL && read != NULL);
+	assert(ledger != NULL);
+	assert(read != NULL);
 	if (report != NULL)
 		report->text[0] = '\0';
 	if (ledger->account_count != 0 || ledger->hold_count != 0 || ledger->ring_count != 0 ||
@@ -267,5 +282,11 @@ int ledger_state_load(struct ledger *ledger, ledger_read_fn read, void *context,
 	if (status == 0 && ledger_check_invariants(ledger, report) != 0)
 		status = -EBADMSG;
 	assert(status <= 0);
+	/* Postconditions: exactly the header's records, at the header's place. */
+	assert(status != 0 || ledger->account_count == header.account_count);
+	assert(status != 0 || ledger->hold_count == header.hold_count);
+	assert(status != 0 || ledger->ring_count == header.ring_count);
+	assert(status != 0 || ledger->sequence == header.sequence);
+	assert(status != 0 || ledger->now_us == header.now_us);
 	return status;
 }

@@ -37,9 +37,14 @@ uint16_t ledger_op_transfer(struct ledger *ledger, struct ledger_op *op)
 	if (ledger_debit_overflows(payer, amount) || ledger_credit_overflows(payee, amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 
+	uint64_t spent_before = ledger_spent_today(ledger, payer);
 	ledger_move(ledger, op, payer, payee, request->currency, amount);
 	if (!deposit)
 		ledger_spend(ledger, payer, amount);
+	/* A DEPOSIT is not spending; a PAY counts (saturated) toward today's. */
+	assert(payer->spent_day == (uint32_t)ledger->today || deposit);
+	assert(deposit || payer->spent_today >= spent_before);
+	(void)spent_before;
 	return LEDGER_OK;
 }
 
@@ -96,9 +101,13 @@ uint16_t ledger_op_refund(struct ledger *ledger, struct ledger_op *op)
 	if (ledger_debit_overflows(merchant, amount) || ledger_credit_overflows(customer, amount))
 		return LEDGER_AMOUNT_OVERFLOW;
 
+	assert(original->amount_done <= original->amount - amount); /* checked above */
+	uint64_t done_before = original->amount_done;
 	ledger_move(ledger, op, merchant, customer, request->currency, amount);
 	original->amount_done += amount;
-	assert(original->amount_done <= original->amount);
+	assert(original->amount_done - done_before == amount);
+	assert(original->amount_done <= original->amount); /* cumulative refunds <= payment */
+	(void)done_before;
 	op->result->amount = original->amount_done;
 	return LEDGER_OK;
 }
@@ -117,13 +126,20 @@ static uint16_t ledger_credit_decide(struct ledger *ledger, struct ledger_op *op
 	if (code != LEDGER_OK)
 		return code;
 	assert(payee != NULL);
+	assert(payee->currency == request->currency);
 	if (ledger_credit_overflows(payee, request->amount))
 		return LEDGER_AMOUNT_OVERFLOW;
-	int64_t before = payee->balance;
+	int slot = ledger_currency_slot(ledger, request->currency);
+	assert(slot >= 0); /* the payee's currency is registered */
+	__int128 before = (__int128)payee->balance + ledger->currencies[slot].transit;
+	int64_t balance_before = payee->balance;
 	payee->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
-	assert(payee->balance - before == (int64_t)request->amount); /* out of transit, exactly */
+	/* Out of transit into the payee, exactly: the double-entry delta is zero. */
+	assert(payee->balance - balance_before == (int64_t)request->amount);
+	assert((__int128)payee->balance + ledger->currencies[slot].transit == before);
 	(void)before;
+	(void)balance_before;
 	return LEDGER_OK;
 }
 
@@ -192,6 +208,9 @@ static void ledger_return_unspend(const struct ledger *ledger, struct ledger_acc
 	uint64_t day = original->timestamp_us / LEDGER_US_PER_DAY;
 	if (day != ledger->today || payer->spent_day != (uint32_t)ledger->today)
 		return;
+	/* Not an assertion: `day` is the client's timestamp, which may fall on
+	 * the day after the one the PAY was counted on (future tolerance), so
+	 * today's spending may be less than the amount. */
 	payer->spent_today = payer->spent_today > original->amount
 				     ? payer->spent_today - original->amount : 0;
 }
@@ -239,11 +258,17 @@ uint16_t ledger_op_return(struct ledger *ledger, struct ledger_op *op)
 		}
 		return LEDGER_AMOUNT_OVERFLOW;
 	}
-	int64_t before = payer->balance;
+	int slot = ledger_currency_slot(ledger, request->currency);
+	assert(slot >= 0); /* the payer's currency is registered */
+	__int128 before = (__int128)payer->balance + ledger->currencies[slot].transit;
+	int64_t balance_before = payer->balance;
 	payer->balance += (int64_t)request->amount;
 	ledger_transit_add(ledger, request->currency, -(int64_t)request->amount);
-	assert(payer->balance - before == (int64_t)request->amount);
+	/* Out of transit back to the payer: the double-entry delta is zero. */
+	assert(payer->balance - balance_before == (int64_t)request->amount);
+	assert((__int128)payer->balance + ledger->currencies[slot].transit == before);
 	(void)before;
+	(void)balance_before;
 	if (ledger_return_matches(original, request)) {
 		ledger_return_undo(ledger, original, request);
 		ledger_return_unspend(ledger, payer, original);

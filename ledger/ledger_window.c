@@ -119,7 +119,7 @@ static void ledger_window_unindex(struct ledger *ledger, uint64_t position, uint
 			}
 			return;
 		}
-		assert(bucket->overflow > 0 && "an evicted entry is always indexed");
+		assert(bucket->overflow > 0); /* an evicted entry is always indexed */
 		index = (index + 1) & ledger->window_mask;
 	}
 	assert(!"an evicted entry is always indexed");
@@ -130,10 +130,15 @@ static void ledger_window_evict_oldest(struct ledger *ledger)
 	assert(ledger->ring_count == ledger->config.transfers_max);
 	uint64_t position = ledger->ring_next; /* full ring: the next slot is the oldest */
 	const struct ledger_window_entry *oldest = &ledger->ring[position];
-	assert(oldest->id != 0 || oldest->request_hash != 0 || oldest->kind != 0);
+	assert(oldest->id != 0); /* every remembered request has an id (validated) */
+	uint64_t watermark_before = ledger->evicted_any ? ledger->evicted_watermark : 0;
 	if (!ledger->evicted_any || oldest->timestamp_us > ledger->evicted_watermark)
 		ledger->evicted_watermark = oldest->timestamp_us;
 	ledger->evicted_any = true;
+	/* The watermark only rises, and covers what it forgets. */
+	assert(ledger->evicted_watermark >= watermark_before);
+	assert(ledger->evicted_watermark >= oldest->timestamp_us);
+	(void)watermark_before;
 	ledger_window_unindex(ledger, position, ledger_hash_id(oldest->id));
 	ledger->ring_count--;
 	if (ledger->evict != NULL) {
@@ -148,6 +153,8 @@ void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entr
 {
 	/* Callers looked the id up just before: it is not indexed (the
 	 * invariant checks verify the index against the ring). */
+	assert(entry->id != 0);
+	LEDGER_DEBUG_ASSERT(ledger_window_find(ledger, entry->id, hash) == NULL);
 	if (ledger->ring_count == ledger->config.transfers_max)
 		ledger_window_evict_oldest(ledger);
 	uint64_t position = ledger->ring_next;
@@ -166,7 +173,7 @@ void ledger_window_insert(struct ledger *ledger, const struct ledger_window_entr
 		assert(bucket->overflow != 0);
 		index = (index + 1) & ledger->window_mask;
 	}
-	assert(probe <= ledger->window_mask && "window index never fills: load <= 4/7");
+	assert(probe <= ledger->window_mask); /* the index never fills: load <= 4/7 */
 	ledger->ring_count++;
 	ledger->ring_next = position + 1 == ledger->config.transfers_max ? 0 : position + 1;
 	assert(ledger->ring_count <= ledger->config.transfers_max);

@@ -40,6 +40,7 @@ static const char *const ledger_result_names[LEDGER_RESULT_CODE_COUNT] = {
 	[LEDGER_BUSY] = "BUSY",
 	[LEDGER_UNAVAILABLE] = "UNAVAILABLE",
 	[LEDGER_WRONG_VERSION] = "WRONG_VERSION",
+	[LEDGER_FORBIDDEN] = "FORBIDDEN",
 };
 
 const char *ledger_result_name(unsigned code)

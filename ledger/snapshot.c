@@ -36,6 +36,10 @@ struct snapshot_stream {
 static int snapshot_path(char *path, size_t size, const char *dir, uint32_t shard,
 			 uint64_t sequence, const char *suffix)
 {
+	assert(path != NULL);
+	assert(size > 0);
+	assert(dir != NULL);
+	assert(suffix != NULL);
 	return journal_path_format(path, size, "%s/shard-%03u/snapshot-%" PRIu64 ".snap%s", dir,
 				   shard, sequence, suffix);
 }
@@ -49,6 +53,7 @@ static uint64_t config_hash(const struct ledger_config *config)
 
 static int stream_flush(struct snapshot_stream *stream)
 {
+	assert(stream->used <= SNAPSHOT_BUFFER_BYTES);
 	int result = journal_write_full(stream->fd, stream->buffer, stream->used);
 	stream->used = 0;
 	return result;
@@ -57,6 +62,9 @@ static int stream_flush(struct snapshot_stream *stream)
 static int stream_write(void *context, const void *data, size_t size)
 {
 	struct snapshot_stream *stream = context;
+	assert(stream != NULL);
+	assert(data != NULL);
+	assert(stream->used < SNAPSHOT_BUFFER_BYTES); /* a full buffer was flushed */
 	XXH3_64bits_update(stream->hash, data, size);
 	stream->total += size;
 	const uint8_t *at = data;
@@ -67,6 +75,7 @@ static int stream_write(void *context, const void *data, size_t size)
 		stream->used += part;
 		at += part;
 		size -= part;
+		assert(stream->used <= SNAPSHOT_BUFFER_BYTES);
 		if (stream->used == SNAPSHOT_BUFFER_BYTES) {
 			int result = stream_flush(stream);
 			if (result != 0)
@@ -100,7 +109,9 @@ static int stream_read(void *context, void *data, size_t size)
 		stream->total += part;
 		at += part;
 		size -= part;
+		assert(stream->used <= stream->valid);
 	}
+	assert(stream->total <= stream->limit); /* never reads past the body */
 	return 0;
 }
 
@@ -132,6 +143,8 @@ static int snapshot_stream_body(struct snapshot_stream *stream, const struct led
 		result = stream_flush(stream);
 	if (result != 0)
 		return result;
+	assert(stream->used == 0); /* everything hashed reached the file */
+	assert(stream->total > 0); /* the state has a header at least */
 	header->body_bytes = stream->total;
 	header->body_hash = XXH3_64bits_digest(stream->hash);
 	header->header_hash = XXH3_64bits(header, offsetof(struct journal_snapshot_header, header_hash));
@@ -144,7 +157,11 @@ static int snapshot_stream_body(struct snapshot_stream *stream, const struct led
 int journal_snapshot_write(const char *dir, uint32_t shard, const struct ledger *ledger,
 			   struct journal_error *error)
 {
+	assert(dir != NULL);
+	assert(ledger != NULL);
 	const struct ledger_config *config = ledger_config_get(ledger);
+	assert(shard == config->shard_index); /* a shard's state goes to its own directory */
+	assert(config->shard_count <= JOURNAL_SHARDS_MAX);
 	struct journal_snapshot_header header = {.magic = JOURNAL_SNAPSHOT_MAGIC,
 		.version = JOURNAL_FORMAT_VERSION, .header_bytes = sizeof(header), .shard = shard,
 		.shard_count = config->shard_count, .sequence = ledger_sequence(ledger),
@@ -236,7 +253,9 @@ static int snapshot_load_body(int fd, struct snapshot_stream *stream, struct led
 	stream->used = stream->valid = 0;
 	stream->total = 0;
 	stream->limit = header->body_bytes;
+	assert(ledger_sequence(ledger) == 0); /* only into a fresh ledger */
 	int result = ledger_state_load(ledger, stream_read, stream, violation);
+	assert(stream->total <= stream->limit);
 	if (result == 0 && stream->total != header->body_bytes)
 		result = -EBADMSG, snprintf(violation->text, sizeof(violation->text),
 					    "the body holds more than the state");
@@ -250,6 +269,9 @@ static int snapshot_load_body(int fd, struct snapshot_stream *stream, struct led
 int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger,
 			  uint64_t max_sequence, uint64_t *sequence, struct journal_error *error)
 {
+	assert(dir != NULL);
+	assert(ledger != NULL);
+	assert(sequence != NULL);
 	uint64_t *sequences;
 	*sequence = 0;
 	int count = journal_snapshots_list(dir, shard, &sequences);
@@ -301,6 +323,9 @@ int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger
 					  violation.text[0] ? ": " : "", violation.text);
 			break;
 		}
+		/* Postcondition: the state is the header's (snapshot_load_body checked). */
+		assert(ledger_sequence(ledger) == header.sequence);
+		assert(ledger_now(ledger) == header.now_us);
 		*sequence = header.sequence;
 		result = 1;
 	}

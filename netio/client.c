@@ -4,7 +4,10 @@
  * One connected UDP socket per client (the kernel then filters out datagrams
  * from anyone but the switch). Everything is allocated at open; calls never
  * allocate. Exactly-once is the switch's job, through request ids: the client
- * only promises that a retransmission is byte-for-byte the first datagram.
+ * only promises that a retransmission carries the same requests, byte for
+ * byte. Since protocol version 2 a retransmission is a new datagram (a new
+ * sequence, a new MAC): the switch refuses a datagram it has seen (replay
+ * protection), and deduplicates the requests inside.
  */
 #include <assert.h>
 #include <errno.h>
@@ -19,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "netio.h"
 
 /* Transmit buffers are spaced by a multiple of 64 bytes above the maximum. */
@@ -29,9 +34,14 @@ _Static_assert(TX_STRIDE_BYTES >= NETIO_DATAGRAM_MAX && TX_STRIDE_BYTES % 64 == 
 #define CALL_SLOTS (2u * NETIO_CLIENT_REQUESTS_MAX)
 _Static_assert((CALL_SLOTS & (CALL_SLOTS - 1)) == 0, "power of two");
 #define CLIENT_SOCKET_BUFFER_BYTES (4u << 20)
+/* Transmission rounds of one call whose replies are still matched: a late
+ * answer to any of the last CALL_ROUNDS_MAX rounds counts. */
+#define CALL_ROUNDS_MAX 16u
 
 struct netio_client {
 	int fd;
+	bool keyed;                           /* seal datagrams and check replies */
+	struct netio_key key;
 	uint64_t client_id;
 	uint64_t sequence_next;
 	struct netio_client_stats stats;
@@ -56,11 +66,15 @@ struct call {
 	struct ledger_result *results;
 	uint32_t count;
 	uint32_t datagrams;
-	uint64_t sequence_first;
 	uint32_t slot_mask;
 	uint32_t remaining;                   /* requests without a result */
 	uint32_t pending[NETIO_BURST_MAX];    /* per datagram: requests without a result */
+	uint32_t rounds;                      /* transmission rounds so far */
+	uint64_t round_first[CALL_ROUNDS_MAX];   /* first sequence of each round */
+	uint8_t round_count[CALL_ROUNDS_MAX];    /* datagrams of each round */
+	uint8_t round_datagram[CALL_ROUNDS_MAX][NETIO_BURST_MAX]; /* which datagram each carried */
 };
+_Static_assert(NETIO_BURST_MAX <= UINT8_MAX, "datagram indexes fit a byte");
 
 /* Splitmix64 (Steele, Lea, Flood): jitter for backoff, not a secret. */
 static uint64_t jitter_next(struct netio_client *client)
@@ -104,6 +118,30 @@ static uint64_t now_ms(void)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+static uint64_t realtime_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* Reserves count consecutive datagram sequences: the realtime clock in µs,
+ * or just past the last one used, so that sequences only grow (the switch
+ * refuses one it has seen, or one far from its clock: PROTOCOL.md). */
+static uint64_t sequences_take(struct netio_client *client, uint32_t count)
+{
+	uint64_t now = realtime_us();
+	uint64_t first = client->sequence_next > now ? client->sequence_next : now;
+	client->sequence_next = first + count;
+	return first;
+}
+
+/* Seals a datagram built in a tx buffer with the client's key (or none). */
+static void seal(const struct netio_client *client, void *datagram, size_t length)
+{
+	netio_seal(client->keyed ? &client->key : NULL, datagram, length);
 }
 
 static uint8_t *tx_buffer(struct netio_client *client, uint32_t index)
@@ -156,6 +194,12 @@ static int random_client_id(uint64_t *id)
 
 struct netio_client *netio_client_open(const char *host, uint16_t port, int *error)
 {
+	return netio_client_open_key(host, port, NULL, error);
+}
+
+struct netio_client *netio_client_open_key(const char *host, uint16_t port,
+					   const struct netio_key *key, int *error)
+{
 	int unused;
 	if (error == NULL)
 		error = &unused;
@@ -166,6 +210,11 @@ struct netio_client *netio_client_open(const char *host, uint16_t port, int *err
 	}
 	client->fd = -1;
 	client->sequence_next = 1;
+	if (key != NULL) {
+		assert(key->id != NETIO_KEY_ID_NONE);
+		client->keyed = true;
+		client->key = *key;
+	}
 	*error = -ENOMEM;
 	client->tx_buffers = aligned_alloc(64, (size_t)NETIO_BURST_MAX * TX_STRIDE_BYTES);
 	client->rx_buffers = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_RX_BUFFER_BYTES);
@@ -200,6 +249,7 @@ void netio_client_close(struct netio_client *client)
 		return;
 	if (client->fd >= 0)
 		close(client->fd);
+	sodium_memzero(&client->key, sizeof(client->key));
 	free(client->tx_buffers);
 	free(client->rx_buffers);
 	free(client->slots);
@@ -314,8 +364,16 @@ static int receive(struct netio_client *client, uint32_t max, int timeout_ms)
 static bool decode_reply(struct netio_client *client, uint32_t i, struct netio_view *view)
 {
 	const void *data = client->rx_iovecs[i].iov_base;
-	if (netio_decode(data, client->rx_messages[i].msg_len, view) != LEDGER_OK ||
+	size_t length = client->rx_messages[i].msg_len;
+	if (netio_decode(data, length, view) != LEDGER_OK ||
 	    view->header.type == NETIO_TYPE_REQUEST) {
+		client->stats.replies_invalid++;
+		return false;
+	}
+	/* A keyed client believes only replies sealed with its key: anyone can
+	 * send a datagram that claims to come from the switch. */
+	if (client->keyed && (view->header.key_id != client->key.id ||
+			      !netio_mac_ok(client->key.secret, data, length))) {
 		client->stats.replies_invalid++;
 		return false;
 	}
@@ -379,12 +437,20 @@ static void call_answer(struct call *call, uint8_t *answered, uint32_t index,
 static void call_absorb(struct netio_client *client, struct call *call,
 			const struct netio_view *view)
 {
-	uint64_t offset = view->header.sequence - call->sequence_first;
-	if (view->header.sequence < call->sequence_first || offset >= call->datagrams) {
+	/* Which datagram of the call this answers: any round still remembered
+	 * (a late answer to a round before the retransmission counts). */
+	uint32_t datagram = UINT32_MAX;
+	uint32_t oldest = call->rounds > CALL_ROUNDS_MAX ? call->rounds - CALL_ROUNDS_MAX : 0;
+	for (uint32_t r = oldest; r < call->rounds && datagram == UINT32_MAX; r++) {
+		uint32_t k = r % CALL_ROUNDS_MAX;
+		uint64_t first = call->round_first[k];
+		if (view->header.sequence >= first && view->header.sequence - first < call->round_count[k])
+			datagram = call->round_datagram[k][view->header.sequence - first];
+	}
+	if (datagram == UINT32_MAX) {
 		client->stats.replies_ignored++;
 		return;
 	}
-	uint32_t datagram = (uint32_t)offset;
 	if (view->header.type == NETIO_TYPE_ERROR) {
 		/* The whole datagram was refused: every open request gets the code. */
 		uint32_t last = datagram * NETIO_BATCH_MAX + NETIO_BATCH_MAX;
@@ -408,20 +474,40 @@ static void call_absorb(struct netio_client *client, struct call *call,
 	}
 }
 
-static void call_prepare(struct netio_client *client, struct call *call)
+/* Encodes and seals datagrams indexes[0..count) of the call as one new
+ * round: new consecutive sequences, the same requests. */
+static void call_round(struct netio_client *client, struct call *call, const uint32_t *indexes,
+		       uint32_t count)
 {
-	call->datagrams = (call->count + NETIO_BATCH_MAX - 1) / NETIO_BATCH_MAX;
-	call->sequence_first = client->sequence_next;
-	client->sequence_next += call->datagrams;
-	call->remaining = call->count;
-	for (uint32_t d = 0; d < call->datagrams; d++) {
+	assert(count >= 1 && count <= NETIO_BURST_MAX);
+	uint32_t k = call->rounds % CALL_ROUNDS_MAX;
+	uint64_t sequence = sequences_take(client, count);
+	call->round_first[k] = sequence;
+	call->round_count[k] = (uint8_t)count;
+	call->rounds++;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t d = indexes[i];
 		uint32_t first = d * NETIO_BATCH_MAX;
 		uint32_t n = call->count - first < NETIO_BATCH_MAX ? call->count - first
 								   : NETIO_BATCH_MAX;
-		call->pending[d] = n;
-		client->tx_lengths[d] = (uint32_t)netio_encode_requests(
-			tx_buffer(client, d), TX_STRIDE_BYTES, client->client_id,
-			call->sequence_first + d, call->requests + first, n);
+		call->round_datagram[k][i] = (uint8_t)d;
+		uint8_t *buffer = tx_buffer(client, d);
+		size_t length = netio_encode_requests(buffer, TX_STRIDE_BYTES, client->client_id,
+						      sequence + i, call->requests + first, n);
+		seal(client, buffer, length);
+		client->tx_lengths[d] = (uint32_t)length;
+	}
+}
+
+static void call_prepare(struct netio_client *client, struct call *call)
+{
+	call->datagrams = (call->count + NETIO_BATCH_MAX - 1) / NETIO_BATCH_MAX;
+	call->remaining = call->count;
+	call->rounds = 0;
+	for (uint32_t d = 0; d < call->datagrams; d++) {
+		uint32_t first = d * NETIO_BATCH_MAX;
+		call->pending[d] = call->count - first < NETIO_BATCH_MAX ? call->count - first
+									 : NETIO_BATCH_MAX;
 	}
 	for (uint32_t i = 0; i < call->count; i++) {
 		memset(&call->results[i], 0, sizeof(call->results[i]));
@@ -476,6 +562,7 @@ static int call_run(struct netio_client *client, const struct ledger_request *re
 	uint32_t indexes[NETIO_BURST_MAX];
 	for (uint32_t d = 0; d < call.datagrams; d++)
 		indexes[d] = d;
+	call_round(client, &call, indexes, call.datagrams);
 	int error = transmit_all(client, indexes, call.datagrams, timeout_ms);
 	if (error != 0 && error != -ETIMEDOUT)
 		return error;
@@ -490,11 +577,15 @@ static int call_run(struct netio_client *client, const struct ledger_request *re
 		if (*retries_left <= 0)
 			return -ETIMEDOUT;
 		(*retries_left)--;
-		/* Resend, byte for byte, only the datagrams still owed answers. */
+		/* Resend only the datagrams still owed answers: the same requests
+		 * in new datagrams (new sequences: the switch refuses a datagram
+		 * it has seen, and answers repeated requests from its window). */
 		uint32_t resend = 0;
 		for (uint32_t d = 0; d < call.datagrams; d++)
 			if (call.pending[d] > 0)
 				indexes[resend++] = d;
+		assert(resend > 0);
+		call_round(client, &call, indexes, resend);
 		error = transmit_all(client, indexes, resend, timeout_ms);
 		if (error != 0 && error != -ETIMEDOUT)
 			return error;
@@ -569,14 +660,16 @@ int netio_client_send(struct netio_client *client, const struct ledger_request *
 	assert(count >= 1 && per_datagram >= 1 && per_datagram <= NETIO_BATCH_MAX);
 	uint32_t datagrams = (count + per_datagram - 1) / per_datagram;
 	assert(datagrams <= NETIO_BURST_MAX);
-	uint64_t sequence = client->sequence_next;
+	uint64_t sequence = sequences_take(client, datagrams);
 	uint32_t indexes[NETIO_BURST_MAX];
 	for (uint32_t d = 0; d < datagrams; d++) {
 		uint32_t first = d * per_datagram;
 		uint32_t n = count - first < per_datagram ? count - first : per_datagram;
-		client->tx_lengths[d] = (uint32_t)netio_encode_requests(
-			tx_buffer(client, d), TX_STRIDE_BYTES, client->client_id, sequence + d,
-			requests + first, n);
+		uint8_t *buffer = tx_buffer(client, d);
+		size_t length = netio_encode_requests(buffer, TX_STRIDE_BYTES, client->client_id,
+						      sequence + d, requests + first, n);
+		seal(client, buffer, length);
+		client->tx_lengths[d] = (uint32_t)length;
 		indexes[d] = d;
 	}
 	int sent = transmit(client, indexes, datagrams);
@@ -584,7 +677,7 @@ int netio_client_send(struct netio_client *client, const struct ledger_request *
 		return sent;
 	/* Unsent datagrams' sequences are never used: the next send starts
 	 * after the last one that went. */
-	client->sequence_next += (uint64_t)sent;
+	client->sequence_next = sequence + (uint64_t)sent;
 	client->stats.datagrams_sent += (uint64_t)sent;
 	if (first_sequence != NULL)
 		*first_sequence = sequence;

@@ -15,9 +15,9 @@
 #error "netio decodes in place: the wire is little-endian, so is the host"
 #endif
 
-_Static_assert(NETIO_DATAGRAM_MAX == 8224, "documented in PROTOCOL.md");
-_Static_assert(NETIO_REPLY_MAX == 5152, "documented in PROTOCOL.md");
-_Static_assert(NETIO_ERROR_SIZE == 72, "documented in PROTOCOL.md");
+_Static_assert(NETIO_DATAGRAM_MAX == 8240, "documented in PROTOCOL.md");
+_Static_assert(NETIO_REPLY_MAX == 5168, "documented in PROTOCOL.md");
+_Static_assert(NETIO_ERROR_SIZE == 88, "documented in PROTOCOL.md");
 _Static_assert(NETIO_DATAGRAM_MAX < NETIO_RX_BUFFER_BYTES, "oversized must stay visible");
 _Static_assert(NETIO_HEADER_SIZE + NETIO_BATCH_MTU1500 * NETIO_REQUEST_SIZE <= 1500 - 20 - 8,
 	       "a 1500-MTU batch fits IPv4 unfragmented");
@@ -95,7 +95,7 @@ uint16_t netio_decode(const void *buffer, size_t length, struct netio_view *view
 		return refuse(view, NETIO_REJECT_VERSION);
 	if (header.type < NETIO_TYPE_REQUEST || header.type > NETIO_TYPE_ERROR)
 		return refuse(view, NETIO_REJECT_TYPE);
-	if (header.reserved0 != 0 || header.reserved1 != 0 || header.reserved2 != 0)
+	if (header.reserved0 != 0 || header.reserved1 != 0)
 		return refuse(view, NETIO_REJECT_RESERVED);
 	if (header.count == 0)
 		return refuse(view, NETIO_REJECT_COUNT_ZERO);
@@ -215,7 +215,7 @@ size_t netio_encode_error(void *buffer, size_t capacity, uint64_t client_id,
 			  uint64_t sequence, uint64_t request_id, uint16_t code)
 {
 	assert(code == LEDGER_FORMAT_ERROR || code == LEDGER_WRONG_VERSION ||
-	       code == LEDGER_BUSY || code == LEDGER_UNAVAILABLE);
+	       code == LEDGER_BUSY || code == LEDGER_UNAVAILABLE || code == LEDGER_FORBIDDEN);
 	struct ledger_result result;
 	memset(&result, 0, sizeof(result));
 	result.id = request_id;

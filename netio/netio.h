@@ -30,17 +30,18 @@
 /* Protocol constants (PROTOCOL.md)                                          */
 /* ------------------------------------------------------------------------ */
 #define NETIO_MAGIC 0x4e575350u        /* bytes "PSWN" on the wire */
-#define NETIO_VERSION 1u
-#define NETIO_HEADER_SIZE 32u
+#define NETIO_VERSION 2u
+#define NETIO_HEADER_SIZE 48u        /* version 2: key id and MAC */
+#define NETIO_MAC_OFFSET 32u         /* the MAC covers bytes [0, 32) and [48, length) */
 #define NETIO_REQUEST_SIZE 64u         /* sizeof(struct ledger_request) */
 #define NETIO_RESULT_SIZE 40u          /* sizeof(struct ledger_result) */
 #define NETIO_BATCH_MAX 128u           /* requests (or results) per datagram */
 #define NETIO_BATCH_MTU1500 22u        /* requests that fit a 1500-byte MTU unfragmented */
-/* 32 + 128 * 64 = 8224 bytes: fits a 9000-byte jumbo frame (8972 bytes of UDP
+/* 48 + 128 * 64 = 8240 bytes: fits a 9000-byte jumbo frame (8972 bytes of UDP
  * payload over IPv4, 8952 over IPv6) and loopback (MTU 65536) unfragmented. */
 #define NETIO_DATAGRAM_MAX (NETIO_HEADER_SIZE + NETIO_BATCH_MAX * NETIO_REQUEST_SIZE)
-#define NETIO_REPLY_MAX (NETIO_HEADER_SIZE + NETIO_BATCH_MAX * NETIO_RESULT_SIZE) /* 5152 */
-#define NETIO_ERROR_SIZE (NETIO_HEADER_SIZE + NETIO_RESULT_SIZE)               /* 72 */
+#define NETIO_REPLY_MAX (NETIO_HEADER_SIZE + NETIO_BATCH_MAX * NETIO_RESULT_SIZE) /* 5168 */
+#define NETIO_ERROR_SIZE (NETIO_HEADER_SIZE + NETIO_RESULT_SIZE)               /* 88 */
 
 enum netio_type {
 	NETIO_TYPE_REQUEST = 1,   /* client -> switch: count requests */
@@ -48,7 +49,7 @@ enum netio_type {
 	NETIO_TYPE_ERROR = 3,     /* switch -> client: the whole datagram was refused; one result */
 };
 
-/* The 32-byte header that starts every datagram. */
+/* The 48-byte header that starts every datagram (version 2). */
 struct netio_header {
 	uint32_t magic;           /* NETIO_MAGIC */
 	uint16_t version;         /* NETIO_VERSION */
@@ -56,9 +57,12 @@ struct netio_header {
 	uint8_t reserved0;        /* must be 0 */
 	uint16_t count;           /* requests or results that follow: 1..NETIO_BATCH_MAX */
 	uint16_t reserved1;       /* must be 0 */
-	uint32_t reserved2;       /* must be 0 */
+	uint32_t key_id;          /* the client's key (replies: the key they are sealed
+	                           * with); 0: none */
 	uint64_t client_id;       /* chosen by the client; echoed in replies */
-	uint64_t sequence;        /* datagram sequence chosen by the client; echoed */
+	uint64_t sequence;        /* datagram sequence: the client's realtime clock in
+	                           * µs, strictly increasing; echoed */
+	uint8_t mac[16];          /* NETIO_MAC_SIZE: keyed BLAKE2b-128 (netio_mac) */
 };
 _Static_assert(sizeof(struct netio_header) == NETIO_HEADER_SIZE, "header layout is on the wire");
 _Static_assert(sizeof(struct ledger_request) == NETIO_REQUEST_SIZE, "request layout is on the wire");
@@ -72,7 +76,7 @@ enum netio_reject {
 	NETIO_REJECT_MAGIC,       /* magic != NETIO_MAGIC */
 	NETIO_REJECT_VERSION,     /* version != NETIO_VERSION (answered WRONG_VERSION) */
 	NETIO_REJECT_TYPE,        /* type not in enum netio_type */
-	NETIO_REJECT_RESERVED,    /* a reserved header field is not 0 */
+	NETIO_REJECT_RESERVED,    /* reserved0 or reserved1 is not 0 */
 	NETIO_REJECT_COUNT_ZERO,  /* count == 0 */
 	NETIO_REJECT_COUNT_MAX,   /* count > NETIO_BATCH_MAX (error: > 1) */
 	NETIO_REJECT_LENGTH,      /* length != header + count * element size */
@@ -153,6 +157,73 @@ size_t netio_encode_refusal(const struct netio_view *view, uint16_t code,
 			    void *buffer, size_t capacity);
 
 /* ------------------------------------------------------------------------ */
+/* Authentication (protocol version 2; PROTOCOL.md "Authentication")          */
+/* ------------------------------------------------------------------------ */
+/*
+ * Every datagram carries the sender's key id (header offset 12) and a MAC
+ * (header offset 32, 16 bytes): keyed BLAKE2b-128 (libsodium
+ * crypto_generichash) with the client's 32-byte secret over the header's
+ * first 32 bytes followed by the records (bytes 48 .. length). Replies are
+ * sealed with the key of the client they answer. Key id 0 means "no key":
+ * such datagrams are accepted only by a switch started --insecure-no-auth.
+ */
+#define NETIO_KEY_SIZE 32u
+#define NETIO_MAC_SIZE 16u
+#define NETIO_KEY_ID_NONE 0u
+
+/* A client's key as the client holds it. */
+struct netio_key {
+	uint32_t id;                      /* assigned by the operator; never 0 */
+	uint8_t secret[NETIO_KEY_SIZE];
+};
+
+/*
+ * Reads a key file written by `payswitch client add/rotate` (one line:
+ * "payswitch-key 1 KEY_ID HEX_SECRET NAME"). Returns 0, or -errno
+ * (-EINVAL for a malformed file, -EACCES when it is readable by group or
+ * others: a key file must be mode 0600).
+ */
+int netio_key_load(const char *path, struct netio_key *key);
+/* Writes the key file line for key into buffer; returns its length or -ENOSPC. */
+int netio_key_format(const struct netio_key *key, const char *name, char *buffer,
+		     size_t capacity);
+
+/* MAC of a whole datagram (length >= NETIO_HEADER_SIZE) under secret. */
+void netio_mac(const uint8_t secret[NETIO_KEY_SIZE], const void *datagram, size_t length,
+	       uint8_t mac[NETIO_MAC_SIZE]);
+/* Writes key->id and the MAC into the datagram's header (key NULL: id 0, MAC 0). */
+void netio_seal(const struct netio_key *key, void *datagram, size_t length);
+/* Constant-time check of the datagram's MAC under secret. */
+bool netio_mac_ok(const uint8_t secret[NETIO_KEY_SIZE], const void *datagram, size_t length);
+
+/* Roles (PROTOCOL.md "Roles"): what a key may ask for. */
+enum netio_role {
+	NETIO_ROLE_NONE = 0,
+	NETIO_ROLE_ADMIN = 1,     /* OPEN, DEPOSIT, SET_LIMITS, FREEZE (and unfreeze), CLOSE,
+	                           * BALANCE, LOOKUP */
+	NETIO_ROLE_ACQUIRER = 2,  /* PAY, HOLD, CAPTURE, VOID, REFUND, LOOKUP, BALANCE: any account */
+	NETIO_ROLE_TERMINAL = 3,  /* the acquirer's kinds, only for its bound accounts / merchant */
+};
+#define NETIO_PRINCIPAL_NAME_MAX 64u      /* bytes of a client name, NUL included */
+#define NETIO_PRINCIPAL_ACCOUNTS_MAX 64u  /* accounts a terminal may be bound to */
+
+/* A client key as the switch holds it (engine/clients.c reads them from the
+ * data dir's `clients` file). */
+struct netio_principal {
+	uint32_t key_id;                              /* never 0 */
+	uint8_t role;                                 /* enum netio_role */
+	uint8_t secret[NETIO_KEY_SIZE];
+	uint64_t merchant;                            /* TERMINAL: bound merchant, 0 none */
+	uint32_t account_count;                       /* TERMINAL: bound accounts */
+	uint64_t accounts[NETIO_PRINCIPAL_ACCOUNTS_MAX];
+	char name[NETIO_PRINCIPAL_NAME_MAX];          /* [A-Za-z0-9._-]{1,63} */
+};
+/* Stable role name ("admin", "acquirer", "terminal"); "none" otherwise. */
+const char *netio_role_name(unsigned role);
+/* Parses a role name; NETIO_ROLE_NONE when unknown. */
+enum netio_role netio_role_parse(const char *name);
+
+/* ------------------------------------------------------------------------ */
 /* Client library                                                            */
 /* ------------------------------------------------------------------------ */
 /* Requests one netio_client_call() or netio_client_send() takes at most. */
@@ -182,6 +253,11 @@ struct netio_client_stats {
  * -EHOSTUNREACH when the name does not resolve, -ENOMEM, ...).
  */
 struct netio_client *netio_client_open(const char *host, uint16_t port, int *error);
+/* The same, sealing every datagram with key (copied) and accepting only
+ * replies sealed with it (others count as replies_invalid). key NULL is
+ * netio_client_open(): key id 0, for a switch run --insecure-no-auth. */
+struct netio_client *netio_client_open_key(const char *host, uint16_t port,
+					   const struct netio_key *key, int *error);
 void netio_client_close(struct netio_client *client);
 uint64_t netio_client_id(const struct netio_client *client);
 int netio_client_fd(const struct netio_client *client);   /* for an external poll */
@@ -194,9 +270,11 @@ void netio_client_stats_read(const struct netio_client *client,
  * a result. results[i] answers requests[i]: results are matched by request id
  * within the datagram that carried the request, whatever the order and
  * however many reply datagrams the switch splits the answer into.
- * After timeout_ms (> 0) without all answers, every datagram that still has
- * unanswered requests is sent again with the SAME bytes (same sequence and
- * request ids: the switch's exactly-once deduplication makes the retry safe).
+ * After timeout_ms (> 0) without all answers, the requests of every datagram
+ * that still has unanswered ones are sent again, byte for byte, in a new
+ * datagram (a new sequence and MAC: the switch refuses a datagram it has
+ * seen; its exactly-once deduplication of request ids makes the retry safe).
+ * A late answer to an earlier transmission still counts.
  * The waits back off: the first is timeout_ms, the one after retransmission
  * k (1, 2, ...) is netio_client_backoff_us(timeout_ms * 1000, k, ...), i.e.
  * timeout_ms * 2^k (capped at 2^NETIO_CLIENT_BACKOFF_SHIFT_MAX times) plus a

@@ -10,12 +10,15 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EVENTS_MAX 256
@@ -45,6 +48,8 @@ struct connection {
 	bool wanted;             /* in the resume list */
 	bool in_callback;
 	bool close_requested;
+	bool handshaking;        /* TLS: the handshake is not done yet */
+	SSL *ssl;                /* NULL: plain TCP */
 	uint32_t read_used;
 	uint32_t write_start;
 	uint32_t write_used;     /* bytes [write_start, write_used) pending */
@@ -55,6 +60,15 @@ struct connection {
 struct listener {
 	int fd;
 	uint32_t tag;
+	SSL_CTX *tls;            /* NULL: plain TCP */
+	struct tcp_allow *allow; /* NULL: everyone */
+};
+
+/* At most one log line a second per reason; the lines skipped are counted
+ * into the next one, so a flood cannot fill the log. */
+struct log_limit {
+	uint64_t last_s;
+	uint64_t skipped;
 };
 
 struct tcp_server {
@@ -72,8 +86,25 @@ struct tcp_server {
 	struct listener listeners[TCP_SERVER_LISTENERS_MAX];
 	uint32_t listener_count;
 	struct tcp_server_stats stats;
+	struct log_limit refused_log;
+	struct log_limit tls_log;
 	uint8_t *memory;
 };
+
+static bool log_allowed(struct log_limit *limit, uint64_t *skipped)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t seconds = (uint64_t)now.tv_sec;
+	if (limit->last_s != 0 && seconds == limit->last_s) {
+		limit->skipped++;
+		return false;
+	}
+	limit->last_s = seconds;
+	*skipped = limit->skipped;
+	limit->skipped = 0;
+	return true;
+}
 
 static uint64_t handle_of(const struct tcp_server *server, uint32_t index)
 {
@@ -143,11 +174,16 @@ void tcp_server_destroy(struct tcp_server *server)
 {
 	if (server == NULL)
 		return;
-	for (uint32_t i = 0; server->connections && i < server->config.connections_max; i++)
+	for (uint32_t i = 0; server->connections && i < server->config.connections_max; i++) {
 		if (server->connections[i].fd >= 0)
 			close(server->connections[i].fd);
-	for (uint32_t i = 0; i < server->listener_count; i++)
+		SSL_free(server->connections[i].ssl);
+	}
+	for (uint32_t i = 0; i < server->listener_count; i++) {
 		close(server->listeners[i].fd);
+		SSL_CTX_free(server->listeners[i].tls);
+		free(server->listeners[i].allow);
+	}
 	if (server->epoll_fd >= 0)
 		close(server->epoll_fd);
 	free(server->connections);
@@ -161,15 +197,32 @@ void tcp_server_destroy(struct tcp_server *server)
 int tcp_server_listen(struct tcp_server *server, const char *host, uint16_t port, uint32_t tag,
 		      uint16_t *bound_port)
 {
+	struct tcp_server_listen_options none = { 0 };
+	return tcp_server_listen_options(server, host, port, tag, &none, bound_port);
+}
+
+int tcp_server_listen_options(struct tcp_server *server, const char *host, uint16_t port,
+			      uint32_t tag, const struct tcp_server_listen_options *options,
+			      uint16_t *bound_port)
+{
 	if (server->listener_count >= TCP_SERVER_LISTENERS_MAX)
 		return -ENOSPC;
+	struct tcp_allow *allow = NULL;
+	if (options->allow != NULL && options->allow->count > 0) {
+		allow = malloc(sizeof(*allow));
+		if (allow == NULL)
+			return -ENOMEM;
+		*allow = *options->allow;
+	}
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE };
 	struct addrinfo *found = NULL;
 	char service[8];
 	snprintf(service, sizeof(service), "%u", (unsigned)port);
-	if (getaddrinfo(host, service, &hints, &found) != 0 || found == NULL)
+	if (getaddrinfo(host, service, &hints, &found) != 0 || found == NULL) {
+		free(allow);
 		return -EHOSTUNREACH;
+	}
 	int error = 0;
 	int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -198,9 +251,12 @@ int tcp_server_listen(struct tcp_server *server, const char *host, uint16_t port
 		close(fd);
 		goto out;
 	}
-	server->listeners[index] = (struct listener){ .fd = fd, .tag = tag };
+	server->listeners[index] = (struct listener){ .fd = fd, .tag = tag, .tls = options->tls,
+						      .allow = allow };
 	server->listener_count++;
+	allow = NULL;
 out:
+	free(allow);
 	freeaddrinfo(found);
 	return error;
 }
@@ -242,6 +298,9 @@ static void close_index(struct tcp_server *server, uint32_t index)
 	uint64_t handle = handle_of(server, index);
 	epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->handshaking = false;
 	c->fd = -1;
 	c->generation = c->generation == UINT32_MAX ? 1 : c->generation + 1;
 	c->read_used = c->write_start = c->write_used = 0;
@@ -255,14 +314,60 @@ static void close_index(struct tcp_server *server, uint32_t index)
 		server->callbacks.on_close(server->context, handle);
 }
 
+/* Closes a connection whose source is not allowed, before it costs a slot. */
+static bool source_refused(struct tcp_server *server, const struct listener *listener, int fd,
+			   const struct sockaddr_storage *source)
+{
+	if (tcp_allow_match(listener->allow, (const struct sockaddr *)source))
+		return false;
+	server->stats.refused_source++;
+	uint64_t skipped = 0;
+	if (log_allowed(&server->refused_log, &skipped)) {
+		char text[INET6_ADDRSTRLEN] = "?";
+		const void *address = source->ss_family == AF_INET6
+			? (const void *)&((const struct sockaddr_in6 *)source)->sin6_addr
+			: (const void *)&((const struct sockaddr_in *)source)->sin_addr;
+		inet_ntop(source->ss_family, address, text, sizeof(text));
+		fprintf(stderr, "level=warn msg=\"tcp: connection from %s refused: not in the "
+			"allow-list (%llu refused in all, %llu not logged since the last line)\"\n",
+			text, (unsigned long long)server->stats.refused_source,
+			(unsigned long long)skipped);
+	}
+	close(fd);
+	return true;
+}
+
+static void tls_failed(struct tcp_server *server, const char *what)
+{
+	server->stats.tls_failed++;
+	unsigned long code = ERR_get_error();
+	ERR_clear_error();
+	uint64_t skipped = 0;
+	if (!log_allowed(&server->tls_log, &skipped))
+		return;
+	char reason[256] = "closed by the peer";
+	if (code != 0)
+		ERR_error_string_n(code, reason, sizeof(reason));
+	for (char *c = reason; *c; c++)
+		if (*c == '"')
+			*c = '\'';
+	fprintf(stderr, "level=warn msg=\"tcp: closing a TLS connection: %s: %s (%llu in all, "
+		"%llu not logged since the last line)\"\n", what, reason,
+		(unsigned long long)server->stats.tls_failed, (unsigned long long)skipped);
+}
+
 static void accept_some(struct tcp_server *server, uint32_t listener)
 {
 	for (int turn = 0; turn < ACCEPTS_PER_TURN; turn++) {
-		int fd = accept4(server->listeners[listener].fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage source;
+		socklen_t source_length = sizeof(source);
+		int fd = accept4(server->listeners[listener].fd, (struct sockaddr *)&source,
+				 &source_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
 		server->stats.accepted++;
+		if (source_refused(server, &server->listeners[listener], fd, &source))
+			continue;
 		if (server->free_count == 0) {
 			server->stats.refused++;
 			fprintf(stderr, "level=warn msg=\"tcp: connection refused, %u open is the "
@@ -278,9 +383,25 @@ static void accept_some(struct tcp_server *server, uint32_t listener)
 		c->tag = server->listeners[listener].tag;
 		c->reading = true;
 		c->writing = false;
+		if (server->listeners[listener].tls != NULL) {
+			c->ssl = SSL_new(server->listeners[listener].tls);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+				tls_failed(server, "SSL_new");
+				SSL_free(c->ssl);
+				c->ssl = NULL;
+				close(fd);
+				c->fd = -1;
+				server->free_slots[server->free_count++] = index;
+				continue;
+			}
+			SSL_set_accept_state(c->ssl);
+			c->handshaking = true;
+		}
 		struct epoll_event event = { .events = EPOLLIN,
 					     .data.u64 = KIND_CONNECTION << KIND_SHIFT | index };
 		if (epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+			SSL_free(c->ssl);
+			c->ssl = NULL;
 			close(fd);
 			c->fd = -1;
 			server->free_slots[server->free_count++] = index;
@@ -312,11 +433,71 @@ static void deliver(struct tcp_server *server, uint32_t index)
 	assert(c->read_used < server->config.read_buffer_bytes || c->pause != 0);
 }
 
+/* One step of a TLS handshake. Returns 1 when done, 0 when it waits for
+ * the socket, -1 when the connection was closed. */
+static int handshake_step(struct tcp_server *server, uint32_t index)
+{
+	struct connection *c = &server->connections[index];
+	int result = SSL_do_handshake(c->ssl);
+	if (result == 1) {
+		c->handshaking = false;
+		c->blocked = false;
+		update_events(server, index);
+		return 1;
+	}
+	int reason = SSL_get_error(c->ssl, result);
+	if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
+		/* Wait for EPOLLOUT only when the handshake has bytes to write. */
+		c->blocked = reason == SSL_ERROR_WANT_WRITE;
+		update_events(server, index);
+		return 0;
+	}
+	tls_failed(server, "handshake");
+	close_index(server, index);
+	return -1;
+}
+
+/* Reads decrypted bytes until the buffer is full or OpenSSL has none
+ * (records already decrypted sit in OpenSSL, not in the socket: they are
+ * all taken now, or the connection is queued again by want()). */
+static void read_tls(struct tcp_server *server, uint32_t index)
+{
+	struct connection *c = &server->connections[index];
+	if (c->handshaking && handshake_step(server, index) != 1)
+		return;
+	for (int turn = 0; turn < 64; turn++) {
+		uint32_t room = server->config.read_buffer_bytes - c->read_used;
+		if (room == 0)
+			break;
+		int n = SSL_read(c->ssl, c->read_buffer + c->read_used, (int)room);
+		if (n <= 0) {
+			int reason = SSL_get_error(c->ssl, n);
+			if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE)
+				break;
+			if (reason != SSL_ERROR_ZERO_RETURN)
+				tls_failed(server, "read");
+			close_index(server, index);
+			return;
+		}
+		c->read_used += (uint32_t)n;
+		server->stats.bytes_read += (uint64_t)n;
+	}
+	deliver(server, index);
+}
+
+static void want(struct tcp_server *server, uint32_t index);
+
 static void read_some(struct tcp_server *server, uint32_t index)
 {
 	struct connection *c = &server->connections[index];
 	if (c->pause != 0)
 		return;
+	if (c->ssl != NULL) {
+		read_tls(server, index);
+		if (c->fd >= 0 && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+			want(server, index);
+		return;
+	}
 	uint32_t room = server->config.read_buffer_bytes - c->read_used;
 	if (room == 0)
 		return;
@@ -336,17 +517,66 @@ static void read_some(struct tcp_server *server, uint32_t index)
 static void want(struct tcp_server *server, uint32_t index)
 {
 	struct connection *c = &server->connections[index];
-	if (c->pause != 0 || c->read_used == 0 || c->wanted ||
+	bool buffered = c->read_used > 0 || (c->ssl != NULL && SSL_pending(c->ssl) > 0);
+	if (c->pause != 0 || !buffered || c->wanted ||
 	    server->wanted_count >= server->config.connections_max)
 		return;
 	c->wanted = true;
 	server->wanted[server->wanted_count++] = index;
 }
 
+/* What write_some does once the output is written. */
+static void output_drained(struct tcp_server *server, uint32_t index)
+{
+	struct connection *c = &server->connections[index];
+	c->write_start = c->write_used = 0;
+	if (c->pause & PAUSE_OUTPUT) {
+		c->pause &= ~(uint32_t)PAUSE_OUTPUT;
+		want(server, index);
+	}
+	c->blocked = false;
+	update_events(server, index);
+}
+
+static bool write_tls(struct tcp_server *server, uint32_t index)
+{
+	struct connection *c = &server->connections[index];
+	if (c->handshaking) {
+		int step = handshake_step(server, index);
+		if (step < 0)
+			return false;
+		if (step == 0)
+			return true;
+		want(server, index); /* application data may have come with it */
+	}
+	while (c->write_used > c->write_start) {
+		int n = SSL_write(c->ssl, c->write_buffer + c->write_start,
+				  (int)(c->write_used - c->write_start));
+		server->stats.writes++;
+		if (n <= 0) {
+			int reason = SSL_get_error(c->ssl, n);
+			if (reason == SSL_ERROR_WANT_WRITE || reason == SSL_ERROR_WANT_READ) {
+				c->blocked = true;
+				update_events(server, index);
+				return true;
+			}
+			tls_failed(server, "write");
+			close_index(server, index);
+			return false;
+		}
+		c->write_start += (uint32_t)n;
+		server->stats.bytes_written += (uint64_t)n;
+	}
+	output_drained(server, index);
+	return true;
+}
+
 /* Writes pending output; returns false when the connection was closed. */
 static bool write_some(struct tcp_server *server, uint32_t index)
 {
 	struct connection *c = &server->connections[index];
+	if (c->ssl != NULL)
+		return write_tls(server, index);
 	while (c->write_used > c->write_start) {
 		ssize_t n = write(c->fd, c->write_buffer + c->write_start,
 				  c->write_used - c->write_start);
@@ -365,13 +595,7 @@ static bool write_some(struct tcp_server *server, uint32_t index)
 		c->write_start += (uint32_t)n;
 		server->stats.bytes_written += (uint64_t)n;
 	}
-	c->write_start = c->write_used = 0;
-	if (c->pause & PAUSE_OUTPUT) {
-		c->pause &= ~(uint32_t)PAUSE_OUTPUT;
-		want(server, index);
-	}
-	c->blocked = false;
-	update_events(server, index);
+	output_drained(server, index);
 	return true;
 }
 
@@ -484,8 +708,11 @@ int tcp_server_run_once(struct tcp_server *server, int timeout_ms)
 	/* Resumed connections: their buffered frames, bounded by the list. */
 	for (uint32_t i = 0; i < server->wanted_count; i++) {
 		uint32_t index = server->wanted[i];
-		server->connections[index].wanted = false;
-		if (server->connections[index].fd >= 0)
+		struct connection *c = &server->connections[index];
+		c->wanted = false;
+		if (c->fd >= 0 && c->ssl != NULL)
+			read_some(server, index); /* records OpenSSL holds, then deliver */
+		else if (c->fd >= 0)
 			deliver(server, index);
 	}
 	server->wanted_count = 0;

@@ -25,10 +25,15 @@
 #ifndef PAYSWITCH_NETIO_TCP_SERVER_H
 #define PAYSWITCH_NETIO_TCP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct sockaddr;
+typedef struct ssl_ctx_st SSL_CTX;    /* OpenSSL's, repeated: C11 allows it */
+
 #define TCP_SERVER_LISTENERS_MAX 8u
+#define TCP_ALLOW_NETWORKS_MAX 64u
 
 struct tcp_server;
 
@@ -57,7 +62,49 @@ struct tcp_server_stats {
 	uint64_t bytes_read;
 	uint64_t bytes_written;
 	uint64_t writes;              /* write() calls */
+	uint64_t refused_source;      /* closed at accept: source not in the allow-list */
+	uint64_t tls_failed;          /* closed: TLS handshake or record error */
 	uint32_t open;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Source allow-lists (tcp_allow.c, pure)                                    */
+/* ------------------------------------------------------------------------ */
+struct tcp_allow_network {
+	uint8_t family;               /* AF_INET or AF_INET6 */
+	uint8_t prefix_bits;          /* 0..32 or 0..128 */
+	uint8_t address[16];          /* network byte order; 4 bytes for IPv4 */
+};
+
+struct tcp_allow {
+	uint32_t count;               /* 0: everyone is allowed */
+	struct tcp_allow_network networks[TCP_ALLOW_NETWORKS_MAX];
+};
+
+/* Parses "10.0.0.0/8,192.168.1.7,2001:db8::/32" (comma or space separated;
+ * an address without /N is one host). Returns 0, or -EINVAL / -E2BIG with a
+ * sentence in error. */
+int tcp_allow_parse(const char *list, struct tcp_allow *allow, char *error, size_t error_size);
+
+/* True when address (AF_INET or AF_INET6; IPv4-mapped IPv6 counts as IPv4)
+ * lies in one of the networks, or the list is NULL or empty. */
+bool tcp_allow_match(const struct tcp_allow *allow, const struct sockaddr *address);
+
+/* ------------------------------------------------------------------------ */
+/* TLS (tcp_tls.c, OpenSSL)                                                  */
+/* ------------------------------------------------------------------------ */
+/* A server context: certificate chain and key (PEM files), TLS >= 1.2;
+ * client_ca non-empty: clients must present a certificate that verifies
+ * against it (the handshake fails otherwise). NULL with a sentence in error. */
+SSL_CTX *tcp_tls_context_create(const char *certificate, const char *key, const char *client_ca,
+				char *error, size_t error_size);
+void tcp_tls_context_destroy(SSL_CTX *context);
+
+/* What a listener adds to plain TCP. Both may be NULL. The server takes
+ * tls (freed at destroy) and copies allow. */
+struct tcp_server_listen_options {
+	SSL_CTX *tls;
+	const struct tcp_allow *allow;
 };
 
 /* Creates a server and its epoll instance. Returns NULL with *error = -errno
@@ -71,6 +118,12 @@ void tcp_server_destroy(struct tcp_server *server);
  * Returns 0 or -errno; *bound_port (if not NULL) gets the port. */
 int tcp_server_listen(struct tcp_server *server, const char *host, uint16_t port, uint32_t tag,
 		      uint16_t *bound_port);
+
+/* The same with TLS and/or an allow-list. A connection from a source outside
+ * the list is closed at accept (counted, logged at most once a second). */
+int tcp_server_listen_options(struct tcp_server *server, const char *host, uint16_t port,
+			      uint32_t tag, const struct tcp_server_listen_options *options,
+			      uint16_t *bound_port);
 
 /* Watches a readable fd owned by the caller; on_watch(token) when readable. */
 int tcp_server_watch(struct tcp_server *server, int fd, uint64_t token);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's main command: install what is missing, build (release), start
 # the switch on its embedded default (UDP sockets) over a fresh data dir,
-# drive it with a mixed micro-payment workload for ~20 s (progress line each
+# with authentication on (two client keys issued into the data dir: an admin
+# key for setting up accounts, an acquirer key for the payments), drive it
+# with a mixed micro-payment workload for ~20 s (progress line each
 # second), print the summary, stop it with SIGTERM and audit its data dir.
 # Exits non-zero on any failure; always stops what it started.
 #   scripts/main.sh                 # 20 s, closed loop, 128 requests per datagram
@@ -35,6 +37,17 @@ trap 'exit 130' INT TERM
 echo "== format $data (2 shards)"
 build/engine/payswitch format "$data" --shards 2
 
+# Authentication is on (never --insecure-no-auth here): the operator issues
+# one key per client. The keys live next to the data dir, mode 0600.
+admin_key="$work/admin.key"
+acquirer_key="$work/acquirer.key"
+echo "== client keys: admin (accounts, deposits) and acquirer (payments)"
+for role in admin acquirer; do
+  build/engine/payswitch client add "main-$role" --role "$role" --data-dir "$data" \
+    --key-out "$work/$role.key"
+  chmod 600 "$work/$role.key"
+done
+
 echo "== start the switch on 127.0.0.1:$port (UDP sockets, durable mode), metrics :$metrics_port"
 build/engine/payswitch start --data-dir "$data" --listen "127.0.0.1:$port" \
   --metrics "127.0.0.1:$metrics_port" >"$work/switch.log" 2>&1 &
@@ -48,7 +61,7 @@ for attempt in $(seq 1 100); do
   fi
   status=0
   build/engine/payswitch account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 \
-    --retries 0 >/dev/null 2>&1 || status=$?
+    --retries 0 --key "$admin_key" >/dev/null 2>&1 || status=$?
   # 0 or 1 (declined: no such account) both mean it answers; 3 is no answer.
   if [[ $status -eq 0 || $status -eq 1 ]]; then break; fi
   if [[ $attempt -eq 100 ]]; then echo "main: the switch does not answer" >&2; exit 1; fi
@@ -59,6 +72,7 @@ echo "== drive it: coffee=60,bills=10,news=30 for ${duration} s (payswitch-load)
 load_status=0
 # shellcheck disable=SC2086
 build/bench/payswitch-load --server "127.0.0.1:$port" --duration "$duration" \
+  --key "$acquirer_key" --admin-key "$admin_key" \
   --window 8192 --per-datagram 128 --mix coffee=60,bills=10,news=30 --zipf 1.0 \
   --broke-share 0.05 --retry-share 0.01 --refund-share 0.01 --hold-share 0.05 \
   --json "$work/load.json" --plot "$work/load.png" ${LOAD_ARGS:-} || load_status=$?
@@ -75,7 +89,7 @@ audit_status=0
 build/engine/payswitch audit "$data" || audit_status=$?
 
 # Keep the figures, not the journals (KEEP_DATA=1 keeps those too).
-if [[ -z "${KEEP_DATA:-}" && $audit_status -eq 0 ]]; then rm -rf "$data"; fi
+if [[ -z "${KEEP_DATA:-}" && $audit_status -eq 0 ]]; then rm -rf "$data" "$admin_key" "$acquirer_key"; fi
 
 echo
 echo "main: load generator exit $load_status, switch exit $stop_status, audit exit $audit_status"

@@ -10,6 +10,7 @@ PACKAGES=(
   libmicrohttpd-dev python3 iproute2 procps
   gnuplot-nox
   clang libclang-rt-14-dev
+  libsodium-dev libssl-dev openssl
 )
 
 missing=()

@@ -3,7 +3,9 @@
  *
  * One thread on a loopback UDP socket answers every request with LEDGER_OK
  * (amount echoed, balance 0) at once: no ledger, no journal. The generator's
- * own CPU time per request is then what the run measures.
+ * own CPU time per request is then what the run measures. Given a key it
+ * does the switch's share of authentication too: it drops datagrams whose
+ * MAC is not the key's (no reply, as the switch) and seals its replies.
  */
 #include "echo.h"
 
@@ -21,6 +23,8 @@ struct load_echo {
 	int fd;
 	pthread_t thread;
 	atomic_bool stop;
+	bool keyed;
+	struct netio_key key;
 	uint8_t *rx;                      /* NETIO_BURST_MAX * NETIO_RX_BUFFER_BYTES */
 	uint8_t *tx;                      /* NETIO_BURST_MAX * NETIO_REPLY_MAX */
 	struct sockaddr_storage peers[NETIO_BURST_MAX];
@@ -36,10 +40,18 @@ static size_t answer(struct load_echo *echo, uint32_t index, uint32_t slot)
 {
 	struct netio_view view;
 	uint8_t *out = echo->tx + (size_t)slot * NETIO_REPLY_MAX;
-	uint16_t code = netio_decode(echo->rx + (size_t)index * NETIO_RX_BUFFER_BYTES,
-				     echo->rx_messages[index].msg_len, &view);
-	if (code != LEDGER_OK)
-		return netio_encode_refusal(&view, code, out, NETIO_REPLY_MAX);
+	const uint8_t *in = echo->rx + (size_t)index * NETIO_RX_BUFFER_BYTES;
+	size_t in_length = echo->rx_messages[index].msg_len;
+	uint16_t code = netio_decode(in, in_length, &view);
+	if (echo->keyed && (in_length < NETIO_HEADER_SIZE || view.header.key_id != echo->key.id ||
+			    !netio_mac_ok(echo->key.secret, in, in_length)))
+		return 0;   /* unauthenticated: no reply, as the switch */
+	if (code != LEDGER_OK) {
+		size_t size = netio_encode_refusal(&view, code, out, NETIO_REPLY_MAX);
+		if (size > 0)
+			netio_seal(echo->keyed ? &echo->key : NULL, out, size);
+		return size;
+	}
 	if (view.header.type != NETIO_TYPE_REQUEST)
 		return 0;
 	for (uint32_t i = 0; i < view.count; i++) {
@@ -48,8 +60,11 @@ static size_t answer(struct load_echo *echo, uint32_t index, uint32_t slot)
 		echo->results[i].amount = view.requests[i].amount;
 		echo->results[i].code = LEDGER_OK;
 	}
-	return netio_encode_results(out, NETIO_REPLY_MAX, view.header.client_id,
-				    view.header.sequence, echo->results, view.count);
+	size_t size = netio_encode_results(out, NETIO_REPLY_MAX, view.header.client_id,
+					   view.header.sequence, echo->results, view.count);
+	if (size > 0)
+		netio_seal(echo->keyed ? &echo->key : NULL, out, size);
+	return size;
 }
 
 static void *echo_main(void *context)
@@ -89,12 +104,16 @@ static void *echo_main(void *context)
 	return NULL;
 }
 
-struct load_echo *load_echo_start(uint16_t *port, int *error)
+struct load_echo *load_echo_start(uint16_t *port, const struct netio_key *key, int *error)
 {
 	struct load_echo *echo = calloc(1, sizeof(*echo));
 	if (echo == NULL) {
 		*error = -ENOMEM;
 		return NULL;
+	}
+	if (key != NULL) {
+		echo->keyed = true;
+		echo->key = *key;
 	}
 	echo->rx = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_RX_BUFFER_BYTES);
 	echo->tx = aligned_alloc(64, (size_t)NETIO_BURST_MAX * NETIO_REPLY_MAX);

@@ -14,8 +14,9 @@
 struct load_echo;
 
 /* Binds 127.0.0.1 on a free port (*port) and starts the answering thread.
+ * key (copied; NULL: none) authenticates requests and seals replies.
  * Returns NULL with *error = -errno. */
-struct load_echo *load_echo_start(uint16_t *port, int *error);
+struct load_echo *load_echo_start(uint16_t *port, const struct netio_key *key, int *error);
 void load_echo_stop(struct load_echo *echo);
 
 #endif

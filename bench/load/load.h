@@ -75,6 +75,15 @@ struct load_config {
 	uint64_t corrupt_account;
 	const char *json_path;
 	const char *plot_path;
+	/* Client keys (PROTOCOL.md "Authentication"): key for the run's payments,
+	 * holds and refunds (an acquirer key), admin_key for the setup (OPEN,
+	 * DEPOSIT) and the balance reads. keyed/admin_keyed false: key id 0,
+	 * answered only by a switch run --insecure-no-auth. */
+	const char *key_path;        /* --key FILE, or NULL */
+	const char *admin_key_path;  /* --admin-key FILE, or NULL */
+	bool keyed, admin_keyed;
+	struct netio_key key;
+	struct netio_key admin_key;
 	uint64_t id_nonce;           /* request id high bits; 0: random per driver */
 	/* --sweep: open loop at each rate of sweep_rates, sweep_step_s each */
 	uint64_t sweep_rates[LOAD_SWEEP_STEPS_MAX];

@@ -27,7 +27,15 @@ static const char usage_text[] =
 	"target:\n"
 	"  --server HOST:PORT     the switch (default 127.0.0.1:7000)\n"
 	"  --echo                 no switch: an in-process stand-in approves everything,\n"
-	"                         to measure the generator alone (no verification)\n"
+	"                         to measure the generator alone (no verification);\n"
+	"                         with --key it checks and seals MACs like the switch\n"
+	"authentication (key files from 'payswitch client add', mode 0600):\n"
+	"  --key FILE             the acquirer key that signs the run's payments, holds,\n"
+	"                         captures, voids and refunds\n"
+	"  --admin-key FILE       the admin key for the setup (OPEN, DEPOSIT) and the\n"
+	"                         balance reads of the verification; one of the two\n"
+	"                         alone signs everything; neither: no key (answered only\n"
+	"                         by a switch started --insecure-no-auth)\n"
 	"load shape:\n"
 	"  --window N             closed loop: requests in flight (default 4096)\n"
 	"  --rate R               open loop: requests/s (k, M suffixes); latency counts\n"
@@ -88,7 +96,7 @@ enum option_key {
 	OPT_UTILITIES, OPT_PUBLISHERS, OPT_BROKE, OPT_RETRY, OPT_REFUND, OPT_HOLD,
 	OPT_PAYER_FUNDS, OPT_BROKE_FUNDS, OPT_BASE, OPT_EXISTING, OPT_CURRENCY, OPT_SEED,
 	OPT_TIMEOUT, OPT_RETRANSMITS, OPT_JSON, OPT_PLOT, OPT_QUIET, OPT_NO_VERIFY, OPT_CORRUPT,
-	OPT_SWEEP, OPT_STEP_SECONDS,
+	OPT_SWEEP, OPT_STEP_SECONDS, OPT_KEY, OPT_ADMIN_KEY,
 };
 
 static const struct option long_options[] = {
@@ -126,6 +134,8 @@ static const struct option long_options[] = {
 	{ "corrupt-tally", required_argument, NULL, OPT_CORRUPT },
 	{ "sweep", required_argument, NULL, OPT_SWEEP },
 	{ "step-seconds", required_argument, NULL, OPT_STEP_SECONDS },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "admin-key", required_argument, NULL, OPT_ADMIN_KEY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -338,6 +348,8 @@ static int parse_option(int option, const char *text, struct load_config *config
 	case OPT_QUIET: config->quiet = true; return 0;
 	case OPT_NO_VERIFY: *no_verify = true; return 0;
 	case OPT_SWEEP: return parse_sweep(text, config);
+	case OPT_KEY: config->key_path = text; return 0;
+	case OPT_ADMIN_KEY: config->admin_key_path = text; return 0;
 	case OPT_STEP_SECONDS:
 		config->sweep_step_s = strtod(text, &end);
 		return end == text || *end != '\0' || !(config->sweep_step_s >= 0.2) ||
@@ -382,12 +394,54 @@ static int parse_arguments(int argc, char **argv, struct load_config *config, bo
 	return -1;
 }
 
+/* Reads one key file; prints the path and the reason when it cannot. */
+static int key_read(const char *option, const char *path, struct netio_key *key)
+{
+	int error = netio_key_load(path, key);
+	if (error == 0)
+		return 0;
+	fprintf(stderr, "payswitch-load: %s %s: %s\n", option, path,
+		error == -EACCES ? "readable by group or others (a key file must be mode 0600: "
+				   "chmod 600 it)"
+		: error == -EINVAL ? "not a payswitch key file (one line 'payswitch-key 1 ID HEX "
+				     "NAME', from 'payswitch client add')"
+				   : strerror(-error));
+	return -1;
+}
+
+/* Loads --key and --admin-key; one alone signs everything. Returns -1 to go
+ * on, or the exit status. */
+static int keys_load(struct load_config *config)
+{
+	if (config->key_path && key_read("--key", config->key_path, &config->key) != 0)
+		return 2;
+	if (config->admin_key_path &&
+	    key_read("--admin-key", config->admin_key_path, &config->admin_key) != 0)
+		return 2;
+	config->keyed = config->key_path != NULL;
+	config->admin_keyed = config->admin_key_path != NULL;
+	if (config->keyed && !config->admin_keyed) {
+		config->admin_key = config->key;
+		config->admin_keyed = true;
+	} else if (config->admin_keyed && !config->keyed) {
+		config->key = config->admin_key;
+		config->keyed = true;
+	}
+	if (!config->keyed && !config->echo)
+		fprintf(stderr, "payswitch-load: WARNING: no --key / --admin-key: datagrams carry "
+				"no key and only a switch started --insecure-no-auth answers them "
+				"(an authenticating switch stays silent)\n");
+	return -1;
+}
+
 struct run {
 	struct load_config config;
 	struct load_accounts accounts;
 	struct load_workload workload;
 	struct load_echo *echo;
-	struct netio_client *client;
+	struct netio_client *client;   /* the run's payments: config.key */
+	struct netio_client *admin;    /* setup and verification: config.admin_key;
+	                                * == client when both keys are the same */
 	struct load_driver *driver;
 	int64_t *expected;
 	struct load_verification verification;
@@ -399,7 +453,8 @@ static int run_open(struct run *run)
 {
 	int error = 0;
 	if (run->config.echo) {
-		run->echo = load_echo_start(&run->config.port, &error);
+		run->echo = load_echo_start(&run->config.port,
+					    run->config.keyed ? &run->config.key : NULL, &error);
 		if (run->echo == NULL) {
 			fprintf(stderr, "payswitch-load: echo stand-in: %s\n", strerror(-error));
 			return 3;
@@ -414,18 +469,27 @@ static int run_open(struct run *run)
 		fprintf(stderr, "payswitch-load: out of memory\n");
 		return 3;
 	}
-	run->client = netio_client_open(run->config.host, run->config.port, &error);
-	if (run->client == NULL) {
-		fprintf(stderr, "payswitch-load: cannot reach %s:%u: %s\n", run->config.host,
-			run->config.port, strerror(-error));
+	const struct load_config *config = &run->config;
+	run->client = netio_client_open_key(config->host, config->port,
+					    config->keyed ? &config->key : NULL, &error);
+	run->admin = run->client;
+	if (run->client != NULL && config->admin_keyed &&
+	    memcmp(&config->admin_key, &config->key, sizeof(config->key)) != 0)
+		run->admin = netio_client_open_key(config->host, config->port, &config->admin_key,
+						   &error);
+	if (run->client == NULL || run->admin == NULL) {
+		fprintf(stderr, "payswitch-load: cannot reach %s:%u: %s\n", config->host,
+			config->port, strerror(-error));
 		return 3;
 	}
-	if (!run->config.echo) {
-		fprintf(stderr, "payswitch-load: setting up %u accounts %llu..%llu on %s:%u\n",
+	if (!config->echo) {
+		fprintf(stderr, "payswitch-load: setting up %u accounts %llu..%llu on %s:%u "
+				"(admin key id %u, payments key id %u)\n",
 			run->accounts.total, (unsigned long long)run->accounts.base,
 			(unsigned long long)(run->accounts.base + run->accounts.total - 1),
-			run->config.host, run->config.port);
-		if (load_setup(&run->config, &run->accounts, run->client, run->expected, stderr) != 0)
+			config->host, config->port, config->admin_keyed ? config->admin_key.id : 0,
+			config->keyed ? config->key.id : 0);
+		if (load_setup(config, &run->accounts, run->admin, run->expected, stderr) != 0)
 			return 3;
 	}
 	if (run->config.sweep_steps > 0)
@@ -442,6 +506,8 @@ static int run_open(struct run *run)
 static void run_close(struct run *run)
 {
 	load_driver_destroy(run->driver);
+	if (run->admin && run->admin != run->client)
+		netio_client_close(run->admin);
 	if (run->client)
 		netio_client_close(run->client);
 	load_echo_stop(run->echo);
@@ -472,7 +538,7 @@ static int run_verify(struct run *run, int driven, const struct load_totals *tot
 				"altered by +1 cent\n", (unsigned long long)run->config.corrupt_account);
 		run->expected[index] += 1;
 	}
-	int64_t differ = load_verify(&run->config, &run->accounts, run->client, run->expected,
+	int64_t differ = load_verify(&run->config, &run->accounts, run->admin, run->expected,
 				     &run->verification);
 	if (differ < 0) {
 		snprintf(run->verdict, sizeof(run->verdict), "FAIL: balances could not be read (%s)",
@@ -492,6 +558,12 @@ static int run_verify(struct run *run, int driven, const struct load_totals *tot
 			 run->accounts.total);
 		return 1;
 	}
+	if (totals->codes[LEDGER_FORBIDDEN] > 0) {
+		snprintf(run->verdict, sizeof(run->verdict),
+			 "FAIL: %llu requests answered FORBIDDEN (the --key is not an acquirer key)",
+			 (unsigned long long)totals->codes[LEDGER_FORBIDDEN]);
+		return 1;
+	}
 	if (totals->retries_reapplied || totals->unexpected_duplicates) {
 		snprintf(run->verdict, sizeof(run->verdict),
 			 "FAIL: exactly-once: %llu repeats applied again, %llu unexpected duplicates",
@@ -500,6 +572,23 @@ static int run_verify(struct run *run, int driven, const struct load_totals *tot
 		return 1;
 	}
 	return 0;
+}
+
+/* What authentication did: keys, FORBIDDEN answers, refused replies. */
+static void run_auth(const struct run *run, struct load_auth *auth)
+{
+	memset(auth, 0, sizeof(*auth));
+	auth->key_id = run->config.keyed ? run->config.key.id : 0;
+	auth->admin_key_id = run->config.admin_keyed ? run->config.admin_key.id : 0;
+	if (run->driver)
+		auth->forbidden = load_driver_totals(run->driver)->codes[LEDGER_FORBIDDEN];
+	struct netio_client_stats stats;
+	netio_client_stats_read(run->client, &stats);
+	auth->replies_invalid = stats.replies_invalid;
+	if (run->admin != run->client) {
+		netio_client_stats_read(run->admin, &stats);
+		auth->replies_invalid += stats.replies_invalid;
+	}
 }
 
 static int run_report(struct run *run, int status)
@@ -512,6 +601,7 @@ static int run_report(struct run *run, int status)
 		.verification = &run->verification,
 		.verdict = run->verdict,
 	};
+	run_auth(run, &report.auth);
 	report.series = load_driver_series(run->driver, &report.series_count);
 	load_report_summary(&report, stdout);
 	fflush(stdout);
@@ -551,6 +641,10 @@ static int run_sweep(struct run *run)
 		driven = -ETIMEDOUT;
 	int status = run_verify(run, driven, &sweep.totals);
 	load_sweep_table(&run->config, &sweep, run->verdict, stdout);
+	struct load_auth auth;
+	run_auth(run, &auth);
+	auth.forbidden = sweep.totals.codes[LEDGER_FORBIDDEN];
+	load_report_auth(&auth, stdout);
 	fflush(stdout);
 	if (run->config.json_path) {
 		int written = load_sweep_json(&run->config, &sweep, run->verdict, run->config.json_path);
@@ -578,6 +672,9 @@ int main(int argc, char **argv)
 	int status = parse_arguments(argc, argv, &run.config, &run.no_verify);
 	if (status >= 0)
 		return status;
+	status = keys_load(&run.config);
+	if (status >= 0)
+		return status;
 	status = run_open(&run);
 	if (status >= 0) {
 		run_close(&run);
@@ -589,7 +686,8 @@ int main(int argc, char **argv)
 		return status;
 	}
 	fprintf(stderr, "payswitch-load: %s loop, %s%u per datagram, %s%.0f s%s\n",
-		run.config.rate ? "open" : "closed", "", run.config.per_datagram,
+		run.config.rate ? "open" : "closed",
+		run.config.keyed ? "authenticated, " : "NO KEY, ", run.config.per_datagram,
 		run.config.count ? "count-limited, " : "", run.config.duration_s,
 		run.config.echo ? ", echo stand-in (no switch)" : "");
 	int driven = load_driver_run(run.driver);

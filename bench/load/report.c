@@ -27,6 +27,17 @@ static double throughput(const struct load_totals *totals)
 	return totals->elapsed_s > 0 ? (double)totals->completed / totals->elapsed_s : 0;
 }
 
+void load_report_auth(const struct load_auth *auth, FILE *out)
+{
+	if (auth->key_id == 0 && auth->admin_key_id == 0)
+		fprintf(out, "authentication     none (key id 0)");
+	else
+		fprintf(out, "authentication     payments key id %u, admin key id %u",
+			auth->key_id, auth->admin_key_id);
+	fprintf(out, "; FORBIDDEN answers %llu; replies failing authentication %llu\n",
+		(unsigned long long)auth->forbidden, (unsigned long long)auth->replies_invalid);
+}
+
 void load_report_summary(const struct load_report *report, FILE *out)
 {
 	const struct load_config *config = report->config;
@@ -80,6 +91,7 @@ void load_report_summary(const struct load_report *report, FILE *out)
 	fprintf(out, "datagrams          %llu sent, %llu send stalls, %llu open-loop skips\n",
 		(unsigned long long)totals->datagrams, (unsigned long long)totals->send_stalls,
 		(unsigned long long)totals->inflight_full);
+	load_report_auth(&report->auth, out);
 	const struct load_verification *verification = report->verification;
 	if (verification->done)
 		fprintf(out, "verification       %llu accounts, %llu differ (%u balance reads)\n",
@@ -182,6 +194,11 @@ int load_report_json(const struct load_report *report, const char *path)
 	json_histogram(file, report->histogram);
 	fprintf(file, ",\n");
 	json_verification(file, report->verification);
+	fprintf(file, "  \"auth\": {\"key_id\": %u, \"admin_key_id\": %u, \"forbidden\": %llu, "
+		      "\"replies_invalid\": %llu},\n",
+		report->auth.key_id, report->auth.admin_key_id,
+		(unsigned long long)report->auth.forbidden,
+		(unsigned long long)report->auth.replies_invalid);
 	fprintf(file, "  \"verdict\": \"%s\",\n  \"series\": [\n", report->verdict);
 	for (uint32_t i = 0; i < report->series_count; i++) {
 		const struct load_second *s = &report->series[i];

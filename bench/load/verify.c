@@ -68,7 +68,7 @@ static int call_all(struct netio_client *client, const struct ledger_request *re
 	for (int round = 0; round < CALL_ROUNDS && pending_count > 0; round++) {
 		if (round > 0)
 			usleep(10000u * (uint32_t)round);
-		uint32_t left = 0;
+		uint32_t left = 0, silent = 0;
 		for (uint32_t done = 0; done < pending_count;) {
 			uint32_t n = pending_count - done;
 			if (n > NETIO_CLIENT_REQUESTS_MAX)
@@ -85,9 +85,15 @@ static int call_all(struct netio_client *client, const struct ledger_request *re
 				results[index] = answers[i];
 				if (answers[i].code == LEDGER_BUSY || answers[i].code == NETIO_CODE_NO_ANSWER)
 					pending[left++] = index;
+				silent += answers[i].code == NETIO_CODE_NO_ANSWER;
 			}
 			done += n;
 		}
+		/* Not one answer in a whole round (its retries included): the
+		 * switch is down, or refuses our key silently; more rounds would
+		 * only wait longer. */
+		if (silent == pending_count)
+			break;
 		pending_count = left;
 	}
 	status = pending_count == 0 ? 0 : -ETIMEDOUT;
@@ -117,7 +123,11 @@ static int open_accounts(const struct load_config *config, const struct load_acc
 	}
 	status = call_all(client, requests, total, results);
 	if (status != 0) {
-		fprintf(stderr, "payswitch-load: opening accounts: %s\n", strerror(-status));
+		fprintf(stderr, "payswitch-load: opening accounts: %s%s\n", strerror(-status),
+			status == -ETIMEDOUT
+				? " (an authenticating switch does not answer a datagram without a "
+				  "key it knows: pass --admin-key / --key, or run it --insecure-no-auth)"
+				: "");
 		goto out;
 	}
 	for (uint32_t i = 0; i < total; i++) {
@@ -130,6 +140,8 @@ static int open_accounts(const struct load_config *config, const struct load_acc
 			(unsigned long long)requests[i].account_id, ledger_result_name(results[i].code),
 			results[i].code == LEDGER_ACCOUNT_EXISTS
 				? " (rerun with --use-existing, or pick another --account-base)"
+			: results[i].code == LEDGER_FORBIDDEN
+				? " (the setup key is not an admin key: pass --admin-key FILE)"
 				: "");
 		status = results[i].code == LEDGER_ACCOUNT_EXISTS ? -EEXIST : -EPROTO;
 		goto out;
@@ -163,9 +175,12 @@ static int fund_payers(const struct load_config *config, const struct load_accou
 	status = count ? call_all(client, requests, count, results) : 0;
 	for (uint32_t i = 0; status == 0 && i < count; i++) {
 		if (results[i].code != LEDGER_OK) {
-			fprintf(err, "payswitch-load: deposit to %llu: %s\n",
+			fprintf(err, "payswitch-load: deposit to %llu: %s%s\n",
 				(unsigned long long)requests[i].other_id,
-				ledger_result_name(results[i].code));
+				ledger_result_name(results[i].code),
+				results[i].code == LEDGER_FORBIDDEN
+					? " (the setup key is not an admin key: pass --admin-key FILE)"
+					: "");
 			status = -EPROTO;
 		}
 	}

@@ -84,9 +84,10 @@ def main():
     src_mac = sock.getsockname()[4]
     dst_mac = bytes(int(x, 16) for x in dst_mac_text.split(":"))
     src_ip, dst_ip = socket.inet_aton(src), socket.inet_aton(dst)
-    # A valid native header (REQUEST, count 1) and one zero request: only the
+    # A well-formed native version 2 header (48 bytes: REQUEST, count 1, key
+    # id 0, client 7, sequence 1, MAC 0) and one zero request: only the
     # framing below is wrong.
-    payload = struct.pack("<IHBBHHIQQ", 0x4E575350, 1, 1, 0, 1, 0, 0, 7, 1) + bytes(64)
+    payload = struct.pack("<IHBBHHIQQ16s", 0x4E575350, 2, 1, 0, 1, 0, 0, 7, 1, bytes(16)) + bytes(64)
     kinds = {
         "ether_type": dict(ether_type=0x88B5),
         "ip_checksum": dict(bad_ip_checksum=True),

@@ -3,7 +3,9 @@
 # (client): one payment per packet, then 16 per packet, every reply checked
 # and every balance compared with the model by the load generator; then
 # malformed frames of each kind, which the switch must count and drop while
-# it keeps serving; then SIGTERM and `payswitch audit`.
+# it keeps serving; then SIGTERM and `payswitch audit`. Authentication is on:
+# the load generator seals its setup with an admin key and its payments with
+# an acquirer key (payswitch client add), and checks every reply's MAC.
 # Exit 77 (meson: SKIP) only when this host lacks what the test needs.
 set -u
 : "${PAYSWITCH:?set by tests/dpdk/meson.build}" "${DPDK_LOAD:?set by tests/dpdk/meson.build}"
@@ -34,6 +36,11 @@ fail() { echo "FAIL: $*"; echo "--- switch log:"; tail -30 "$DIR/switch.log"; ex
 EAL="--no-huge -m 256 --no-pci --no-telemetry --log-level=warning"
 "$PAYSWITCH" format "$DIR/data" --accounts 100000 --transfers 1000000 >"$DIR/format.log" 2>&1 \
 	|| { cat "$DIR/format.log"; fail "payswitch format"; }
+for role in admin acquirer; do
+	"$PAYSWITCH" client add "memif-$role" --role "$role" --data-dir "$DIR/data" \
+		--key-out "$DIR/$role.key" >>"$DIR/format.log" 2>&1 \
+		|| { cat "$DIR/format.log"; fail "payswitch client add $role"; }
+done
 "$PAYSWITCH" start --data-dir "$DIR/data" --metrics 127.0.0.1:0 --transport dpdk \
 	--dpdk-args "$EAL --file-prefix ${PREFIX}s --vdev=net_memif0,role=server,socket=$SOCKET,rsize=12 -- ip=10.77.0.1 port=7000" \
 	>"$DIR/switch.log" 2>&1 &
@@ -46,7 +53,8 @@ done
 grep -q "serving" "$DIR/switch.log" || fail "the switch did not start in 10 s"
 
 load() {
-	timeout 60 "$DPDK_LOAD" --dpdk-args "$EAL --file-prefix ${PREFIX}c --vdev=net_memif0,role=client,socket=$SOCKET,rsize=12 -- ip=10.77.0.2 peer-ip=10.77.0.1" "$@"
+	timeout 60 "$DPDK_LOAD" --dpdk-args "$EAL --file-prefix ${PREFIX}c --vdev=net_memif0,role=client,socket=$SOCKET,rsize=12 -- ip=10.77.0.2 peer-ip=10.77.0.1" \
+		--key "$DIR/acquirer.key" --admin-key "$DIR/admin.key" "$@"
 }
 echo "== one payment per packet"
 load --accounts 2000 --first-account 1000000 --duration 2 --window 256 --per-packet 1 \

@@ -5,7 +5,8 @@
 # transport), pays, and checks every reply and every balance against a model.
 # Malformed frames of each kind are then injected from the client namespace
 # with a raw AF_PACKET socket; the switch must count and drop them and go on
-# serving. SIGTERM, then `payswitch audit`.
+# serving. SIGTERM, then `payswitch audit`. Authentication is on: the client
+# signs its setup with an admin key and its payments with an acquirer key.
 #
 # Both ends live in namespaces created here (the host's network stack never
 # sees the traffic); both are deleted on exit. Exit 77 (meson: SKIP) only
@@ -65,6 +66,12 @@ SWITCH_MAC=$(ip -n "$NS_SWITCH" -o link show dev "$VETH_SWITCH" | sed -n 's/.*li
 
 "$PAYSWITCH" format "$DIR/data" --accounts 100000 --transfers 1000000 >"$DIR/format.log" 2>&1 \
 	|| { cat "$DIR/format.log"; fail "payswitch format"; }
+for role in admin acquirer; do
+	"$PAYSWITCH" client add "veth-$role" --role "$role" --data-dir "$DIR/data" \
+		--key-out "$DIR/$role.key" >>"$DIR/format.log" 2>&1 \
+		|| { cat "$DIR/format.log"; fail "payswitch client add $role"; }
+done
+KEYS="$DIR/admin.key $DIR/acquirer.key"
 ip netns exec "$NS_SWITCH" "$PAYSWITCH" start --data-dir "$DIR/data" --metrics 127.0.0.1:0 \
 	--transport dpdk --dpdk-args "--no-huge -m 256 --no-pci --no-telemetry --log-level=warning --file-prefix $PREFIX --vdev=net_af_packet0,iface=$VETH_SWITCH,qpairs=1 -- ip=$SWITCH_IP port=7000" \
 	>"$DIR/switch.log" 2>&1 &
@@ -77,7 +84,7 @@ done
 grep -q "serving" "$DIR/switch.log" || fail "the switch did not start in 10 s"
 
 echo "== kernel UDP client from $NS_CLIENT to $SWITCH_IP:7000 (ARP answered by the switch)"
-timeout 60 ip netns exec "$NS_CLIENT" "$CLIENT" "$SWITCH_IP" 7000 1000000 500 2000 \
+timeout 60 ip netns exec "$NS_CLIENT" "$CLIENT" "$SWITCH_IP" 7000 1000000 500 2000 $KEYS \
 	|| fail "veth client, first run"
 ip -n "$NS_CLIENT" neigh show "$SWITCH_IP"
 timeout 10 ip netns exec "$NS_CLIENT" python3 "$INJECT" --ping "$SWITCH_IP" \
@@ -87,7 +94,7 @@ echo "== $N malformed frames of each kind from $NS_CLIENT"
 timeout 30 ip netns exec "$NS_CLIENT" python3 "$INJECT" "$VETH_CLIENT" "$CLIENT_IP" "$SWITCH_IP" \
 	"$SWITCH_MAC" 7000 $N || fail "inject"
 echo "== the switch still serves"
-timeout 60 ip netns exec "$NS_CLIENT" "$CLIENT" "$SWITCH_IP" 7000 2000000 200 500 \
+timeout 60 ip netns exec "$NS_CLIENT" "$CLIENT" "$SWITCH_IP" 7000 2000000 200 500 $KEYS \
 	|| fail "veth client after malformed frames"
 
 stop_switch_and_check_drops

@@ -2,13 +2,17 @@
  * veth_client.c — a kernel-socket client for the DPDK switch across a veth
  * pair: the netio client library (UDP sockets) from a network namespace.
  *
- * usage: dpdk_veth_client HOST PORT FIRST_ACCOUNT ACCOUNTS PAYMENTS
+ * usage: dpdk_veth_client HOST PORT FIRST_ACCOUNT ACCOUNTS PAYMENTS [ADMIN_KEY PAY_KEY]
  *
+ * With the two key files (payswitch client add), OPEN, DEPOSIT and BALANCE
+ * are signed with the admin key and PAY with the acquirer key; without them
+ * no key is sent (a switch run --insecure-no-auth).
  * Opens ACCOUNTS accounts and a funding account, deposits 100000 cents into
  * each, makes PAYMENTS random payments (half in batches of 20 per datagram,
  * half one per datagram), checks every result (id, an expected code) and
  * finally compares every BALANCE with a model. Exit 0 when all held.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +25,8 @@
 #define BATCH 20
 #define CURRENCY 978
 
-static struct netio_client *client;
+static struct netio_client *client;         /* the phase's: admin or payments */
+static struct netio_client *admin_client, *pay_client;
 static uint64_t next_id;
 static uint64_t errors;
 
@@ -159,8 +164,9 @@ static int check_balances(uint64_t first, uint64_t accounts, const int64_t *mode
 
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
-		fprintf(stderr, "usage: %s HOST PORT FIRST_ACCOUNT ACCOUNTS PAYMENTS\n", argv[0]);
+	if (argc != 6 && argc != 8) {
+		fprintf(stderr, "usage: %s HOST PORT FIRST_ACCOUNT ACCOUNTS PAYMENTS "
+				"[ADMIN_KEY PAY_KEY]\n", argv[0]);
 		return 2;
 	}
 	uint64_t first = strtoull(argv[3], NULL, 0), accounts = strtoull(argv[4], NULL, 0);
@@ -168,27 +174,46 @@ int main(int argc, char **argv)
 	if (accounts < 2 || first == 0)
 		return 2;
 	int error = 0;
-	client = netio_client_open(argv[1], (uint16_t)atoi(argv[2]), &error);
-	if (client == NULL) {
-		fprintf(stderr, "netio_client_open: %d\n", error);
+	struct netio_key keys[2];
+	for (int k = 0; argc == 8 && k < 2; k++) {
+		error = netio_key_load(argv[6 + k], &keys[k]);
+		if (error != 0) {
+			fprintf(stderr, "key %s: %s\n", argv[6 + k], strerror(-error));
+			return 2;
+		}
+	}
+	uint16_t port = (uint16_t)atoi(argv[2]);
+	admin_client = netio_client_open_key(argv[1], port, argc == 8 ? &keys[0] : NULL, &error);
+	if (admin_client != NULL)
+		pay_client = netio_client_open_key(argv[1], port, argc == 8 ? &keys[1] : NULL, &error);
+	if (admin_client == NULL || pay_client == NULL) {
+		fprintf(stderr, "netio_client_open_key: %d\n", error);
 		return 1;
 	}
+	client = admin_client;
 	next_id = (now_us() << 8) | 1; /* unique across runs against one switch */
 	srand((unsigned)now_us());
 	int64_t *model = calloc(accounts, sizeof(int64_t));
 	if (model == NULL)
 		return 1;
 	int result = setup(first, accounts, model);
+	client = pay_client;
 	if (result == 0)
 		result = pay(first, accounts, payments, model);
+	client = admin_client;
 	if (result == 0)
 		result = check_balances(first, accounts, model);
-	struct netio_client_stats stats;
-	netio_client_stats_read(client, &stats);
+	struct netio_client_stats stats, pay_stats;
+	netio_client_stats_read(admin_client, &stats);
+	netio_client_stats_read(pay_client, &pay_stats);
 	printf("veth client: %" PRIu64 " accounts, %" PRIu64 " payments, datagrams %" PRIu64
-	       ", retransmits %" PRIu64 ", errors %" PRIu64 "\n", accounts, payments,
-	       stats.datagrams_sent, stats.retransmits, errors);
-	netio_client_close(client);
+	       ", retransmits %" PRIu64 ", replies failing authentication %" PRIu64
+	       ", errors %" PRIu64 "\n", accounts, payments,
+	       stats.datagrams_sent + pay_stats.datagrams_sent,
+	       stats.retransmits + pay_stats.retransmits,
+	       stats.replies_invalid + pay_stats.replies_invalid, errors);
+	netio_client_close(admin_client);
+	netio_client_close(pay_client);
 	free(model);
 	return result == 0 && errors == 0 ? 0 : 1;
 }

@@ -96,6 +96,55 @@ void harness_init(struct harness *harness, uint32_t shards, const char *const *f
 	int status = -1;
 	run(harness, argv, true, &status, -1);
 	cr_assert_eq(status, 0, "payswitch format failed; see %s", harness->log_path);
+	snprintf(harness->key_path, sizeof(harness->key_path), "%s/acquirer.key", harness->dir);
+	snprintf(harness->admin_key_path, sizeof(harness->admin_key_path), "%s/admin.key",
+		 harness->dir);
+	const char *admin[] = {"add", "test-admin", "--role", "admin", "--key-out",
+			       harness->admin_key_path, NULL};
+	const char *acquirer[] = {"add", "test-acquirer", "--role", "acquirer", "--key-out",
+				  harness->key_path, NULL};
+	cr_assert_eq(harness_client_command(harness, admin), 0, "client add; see %s",
+		     harness->log_path);
+	cr_assert_eq(harness_client_command(harness, acquirer), 0, "client add; see %s",
+		     harness->log_path);
+	cr_assert_eq(netio_key_load(harness->admin_key_path, &harness->admin_key), 0);
+	cr_assert_eq(netio_key_load(harness->key_path, &harness->key), 0);
+}
+
+int harness_client_command(struct harness *harness, const char *const *arguments)
+{
+	char *argv[32] = { "payswitch", "client" };
+	int argc = 2;
+	for (int i = 0; arguments[i] != NULL && argc < 28; i++)
+		argv[argc++] = (char *)arguments[i];
+	argv[argc++] = "--data-dir";
+	argv[argc++] = harness->data_dir;
+	int status = -1;
+	run(harness, argv, true, &status, -1);
+	return status;
+}
+
+static bool kind_is_admin(uint8_t kind)
+{
+	return kind == LEDGER_KIND_OPEN || kind == LEDGER_KIND_DEPOSIT ||
+	       kind == LEDGER_KIND_FREEZE || kind == LEDGER_KIND_CLOSE ||
+	       kind == LEDGER_KIND_SET_LIMITS;
+}
+
+struct netio_client *harness_client_for(struct harness *harness, uint8_t kind)
+{
+	return kind_is_admin(kind) ? harness->admin : harness->client;
+}
+
+void harness_seal(struct harness *harness, void *datagram, size_t length, bool admin)
+{
+	static uint64_t last;
+	uint64_t sequence = now_us();
+	if (sequence <= last)
+		sequence = last + 1;
+	last = sequence;
+	((struct netio_header *)datagram)->sequence = sequence;
+	netio_seal(admin ? &harness->admin_key : &harness->key, datagram, length);
 }
 
 /* The end of the switch's log on stderr: why a start failed. */
@@ -130,8 +179,12 @@ bool harness_start(struct harness *harness, const char *const *flags)
 	harness->pid = run(harness, argv, false, NULL, -1);
 	if (harness->client == NULL) {
 		int error = 0;
-		harness->client = netio_client_open("127.0.0.1", harness->port, &error);
+		harness->client = netio_client_open_key("127.0.0.1", harness->port, &harness->key,
+							&error);
 		cr_assert(harness->client != NULL, "client: %s", strerror(-error));
+		harness->admin = netio_client_open_key("127.0.0.1", harness->port,
+						       &harness->admin_key, &error);
+		cr_assert(harness->admin != NULL, "client: %s", strerror(-error));
 	}
 	/* Ready when a BALANCE of an unknown account is answered. */
 	for (int attempt = 0; attempt < 200; attempt++) {
@@ -210,7 +263,10 @@ void harness_fini(struct harness *harness)
 	harness_kill(harness);
 	if (harness->client)
 		netio_client_close(harness->client);
+	if (harness->admin)
+		netio_client_close(harness->admin);
 	harness->client = NULL;
+	harness->admin = NULL;
 	if (getenv("PAYSWITCH_KEEP") == NULL && harness->dir[0] != '\0') {
 		char command[400];
 		snprintf(command, sizeof(command), "rm -rf '%s'", harness->dir);
@@ -251,12 +307,34 @@ struct ledger_result harness_call(struct harness *harness, const struct ledger_r
 {
 	struct ledger_result result = { 0 };
 	for (int round = 0; round < HARNESS_BUSY_ROUNDS; round++) {
-		netio_client_call(harness->client, request, 1, &result, 2000, 5);
+		netio_client_call(harness_client_for(harness, request->kind), request, 1, &result,
+				  2000, 5);
 		if (result.code != LEDGER_BUSY)
 			break;
 		harness_wait_hint(&result, 1);
 	}
 	return result;
+}
+
+/* Calls requests[0..count) in runs that one client (one role) may send,
+ * each run in chunks of up to NETIO_CLIENT_REQUESTS_MAX. */
+static int call_by_role(struct harness *harness, const struct ledger_request *requests,
+			uint32_t count, struct ledger_result *results)
+{
+	uint32_t done = 0;
+	while (done < count) {
+		struct netio_client *client = harness_client_for(harness, requests[done].kind);
+		uint32_t chunk = 1;
+		while (done + chunk < count && chunk < NETIO_CLIENT_REQUESTS_MAX &&
+		       harness_client_for(harness, requests[done + chunk].kind) == client)
+			chunk++;
+		int called = netio_client_call(client, requests + done, chunk, results + done, 3000,
+					       5);
+		if (called != 0)
+			return called;
+		done += chunk;
+	}
+	return 0;
 }
 
 int harness_call_many_once(struct harness *harness, const struct ledger_request *requests,
@@ -267,8 +345,7 @@ int harness_call_many_once(struct harness *harness, const struct ledger_request 
 		uint32_t chunk = count - done;
 		if (chunk > NETIO_CLIENT_REQUESTS_MAX)
 			chunk = NETIO_CLIENT_REQUESTS_MAX;
-		int called = netio_client_call(harness->client, requests + done, chunk, results + done,
-					       3000, 5);
+		int called = call_by_role(harness, requests + done, chunk, results + done);
 		if (called != 0)
 			return called;
 		done += chunk;
@@ -292,7 +369,7 @@ static int harness_retry_busy(struct harness *harness, const struct ledger_reque
 			}
 		if (busy == 0)
 			continue;
-		int called = netio_client_call(harness->client, again, busy, answers, 3000, 5);
+		int called = call_by_role(harness, again, busy, answers);
 		if (called != 0)
 			return called;
 		for (uint32_t i = 0; i < busy; i++)

@@ -23,14 +23,22 @@ struct harness {
 	uint16_t metrics_port;    /* 0: metrics disabled */
 	pid_t pid;                /* running switch, 0 when none */
 	uint32_t shards;
-	struct netio_client *client;
+	struct netio_client *client;   /* signs with the acquirer key */
+	struct netio_client *admin;    /* signs with the admin key */
+	struct netio_key key;          /* acquirer: pay, hold, capture, void, refund, reads */
+	struct netio_key admin_key;    /* admin: open, deposit, limits, freeze, close */
+	char key_path[320];            /* their key files, made by `payswitch client add` */
+	char admin_key_path[320];
 	uint64_t next_id;
 	uint64_t file_size_limit;  /* RLIMIT_FSIZE of the next start (0: none): makes
 	                            * journal writes fail with EFBIG like a full disk */
 };
 
 /* Creates a temp dir and formats a data dir with `shards` shards and the given
- * extra format flags (NULL-terminated, may be NULL). Asserts on failure. */
+ * extra format flags (NULL-terminated, may be NULL), and adds two client keys
+ * with `payswitch client add`: "test-admin" (admin) and "test-acquirer"
+ * (acquirer). Calls go out through the client whose role allows each
+ * request's kind. Asserts on failure. */
 void harness_init(struct harness *harness, uint32_t shards, const char *const *format_flags);
 /* Starts the switch with extra flags (NULL-terminated, may be NULL) and waits
  * until it answers (at most 20 s). Returns true when it serves. */
@@ -68,9 +76,20 @@ void harness_deposit(struct harness *harness, uint64_t funding, uint64_t id, uin
 int64_t harness_balance(struct harness *harness, uint64_t id);
 
 /* Sends raw bytes to the switch's port from a fresh socket and waits up to
- * timeout_ms for one answer; returns its length (0 = none) in reply. */
+ * timeout_ms for one answer; returns its length (0 = none) in reply. The
+ * bytes go as they are: seal them first (harness_seal) to be let in. */
 size_t harness_raw(struct harness *harness, const void *bytes, size_t length, void *reply,
 		   size_t reply_size, int timeout_ms);
+
+/* Seals a datagram built by hand with the acquirer key (admin: the admin
+ * key), with a fresh sequence (the realtime clock, strictly increasing) so
+ * the switch's replay window lets it in. length >= NETIO_HEADER_SIZE. */
+void harness_seal(struct harness *harness, void *datagram, size_t length, bool admin);
+/* Runs `payswitch client ARGS...` on the harness's data dir (argv NULL-terminated,
+ * without "payswitch client"); returns its exit status. */
+int harness_client_command(struct harness *harness, const char *const *argv);
+/* The client whose key may ask for this kind (admin kinds: the admin). */
+struct netio_client *harness_client_for(struct harness *harness, uint8_t kind);
 
 /* A free UDP/TCP port on 127.0.0.1 (bound and released). */
 uint16_t harness_free_port(void);

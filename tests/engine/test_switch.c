@@ -88,19 +88,30 @@ Test(switch, repeats_answer_the_original_outcome, .fini = stop_all, .timeout = 1
 	changed.amount = 101;
 	cr_assert_eq(harness_call(&harness, &changed).code, LEDGER_ID_REUSED);
 
-	/* The same datagram delivered three times (a duplicating network). */
+	/* The same datagram delivered three times (a duplicating network, or an
+	 * attacker replaying it): the first is answered, the copies are refused
+	 * by the replay window without an answer, and the money moves once. */
 	struct ledger_request second = harness_request(&harness, LEDGER_KIND_PAY, 10, 20, 50);
-	uint8_t datagram[NETIO_DATAGRAM_MAX];
+	uint8_t datagram[NETIO_DATAGRAM_MAX] __attribute__((aligned(8)));
 	size_t length = netio_encode_requests(datagram, sizeof(datagram), 77, 1, &second, 1);
+	harness_seal(&harness, datagram, length, false);
 	for (int copy = 0; copy < 3; copy++) {
 		uint8_t reply[NETIO_REPLY_MAX] __attribute__((aligned(8)));
-		size_t got = harness_raw(&harness, datagram, length, reply, sizeof(reply), 3000);
+		size_t got = harness_raw(&harness, datagram, length, reply, sizeof(reply),
+					 copy == 0 ? 3000 : 500);
+		if (copy > 0) {
+			cr_assert_eq(got, 0, "copy %d of a datagram is a replay: not answered", copy);
+			continue;
+		}
 		struct netio_view view;
 		cr_assert_eq(netio_decode(reply, got, &view), LEDGER_OK);
 		cr_assert_eq(view.count, 1);
 		cr_assert_eq(view.results[0].code, LEDGER_OK);
 		cr_assert_eq(view.header.client_id, 77);
+		cr_assert(netio_mac_ok(harness.key.secret, reply, got), "the reply is sealed");
 	}
+	/* The same request in a new datagram is a retransmission: deduplicated. */
+	cr_assert(harness_call(&harness, &second).flags & LEDGER_RESULT_DUPLICATE);
 	cr_assert_eq(harness_balance(&harness, 10), 350);
 	cr_assert_eq(harness_balance(&harness, 20), 150);
 
@@ -122,7 +133,22 @@ static int raw_code(const void *bytes, size_t length)
 	struct netio_view view;
 	cr_assert_eq(netio_decode(reply, got, &view), LEDGER_OK, "the answer itself is well formed");
 	cr_assert_geq(view.count, 1);
+	cr_assert(netio_mac_ok(harness.admin_key.secret, reply, got), "answers are sealed");
 	return view.results[0].code;
+}
+
+/* The same, sealed with the admin key first (as an authenticated sender). */
+static int sealed_code(void *bytes, size_t length)
+{
+	harness_seal(&harness, bytes, length, true);
+	return raw_code(bytes, length);
+}
+
+static uint64_t metric(const char *metrics, const char *name)
+{
+	const char *found = strstr(metrics, name);
+	cr_assert(found != NULL, "%s in /metrics", name);
+	return strtoull(found + strlen(name), NULL, 10);
 }
 
 Test(switch, malformed_datagrams_get_clear_answers, .fini = stop_all, .timeout = 120)
@@ -137,29 +163,55 @@ Test(switch, malformed_datagrams_get_clear_answers, .fini = stop_all, .timeout =
 	uint8_t good[NETIO_DATAGRAM_MAX + 128] __attribute__((aligned(8)));
 	size_t length = netio_encode_requests(good, sizeof(good), 9, 1, &pay, 1);
 
-	/* Short: fewer bytes than a header. The sender has an address: answered. */
-	cr_assert_eq(raw_code(good, 7), LEDGER_FORMAT_ERROR);
-	/* Wrong magic. */
+	/* Not authenticated: never answered (a reflection vector), counted by
+	 * reason. Short, wrong magic, version 1, oversized, unsealed, sealed
+	 * with a key the switch does not know, and a bad MAC. */
 	uint8_t bad[sizeof(good)] __attribute__((aligned(8)));
 	memcpy(bad, good, length);
+	harness_seal(&harness, bad, length, true);
+	cr_assert_eq(raw_code(bad, 7), -1);
 	bad[0] ^= 0xff;
-	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
-	/* Wrong version: answered WRONG_VERSION. */
+	cr_assert_eq(raw_code(bad, length), -1);
 	memcpy(bad, good, length);
-	((struct netio_header *)bad)->version = 9;
-	cr_assert_eq(raw_code(bad, length), LEDGER_WRONG_VERSION);
-	/* Count beyond the datagram. */
-	memcpy(bad, good, length);
-	((struct netio_header *)bad)->count = 5;
-	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
-	/* Oversized. */
+	((struct netio_header *)bad)->version = 1;
+	harness_seal(&harness, bad, length, true);
+	cr_assert_eq(raw_code(bad, length), -1);
 	memset(bad, 0, sizeof(bad));
 	memcpy(bad, good, length);
-	cr_assert_eq(raw_code(bad, NETIO_DATAGRAM_MAX + 64), LEDGER_FORMAT_ERROR);
-	/* A request with an amount over INT64_MAX: that request is refused. */
+	harness_seal(&harness, bad, NETIO_DATAGRAM_MAX + 64, true);
+	cr_assert_eq(raw_code(bad, NETIO_DATAGRAM_MAX + 64), -1);
+	memcpy(bad, good, length);
+	cr_assert_eq(raw_code(bad, length), -1, "unsealed (key id 0)");
+	struct netio_key stranger = harness.admin_key;
+	stranger.id += 1000;
+	netio_seal(&stranger, bad, length);
+	cr_assert_eq(raw_code(bad, length), -1, "unknown key id");
+	harness_seal(&harness, bad, length, true);
+	bad[length - 1] ^= 1;
+	cr_assert_eq(raw_code(bad, length), -1, "bad MAC");
+	/* Authenticated but malformed: answered, sealed. Count beyond the
+	 * datagram, wrong kind count, and an amount over INT64_MAX (that
+	 * request is refused). */
+	memcpy(bad, good, length);
+	((struct netio_header *)bad)->count = 5;
+	cr_assert_eq(sealed_code(bad, length), LEDGER_FORMAT_ERROR);
+	memcpy(bad, good, length);
+	((struct netio_header *)bad)->reserved1 = 1;
+	cr_assert_eq(sealed_code(bad, length), LEDGER_FORMAT_ERROR);
 	memcpy(bad, good, length);
 	((struct ledger_request *)(bad + NETIO_HEADER_SIZE))->amount = UINT64_MAX;
-	cr_assert_eq(raw_code(bad, length), LEDGER_FORMAT_ERROR);
+	cr_assert_eq(sealed_code(bad, length), LEDGER_FORMAT_ERROR);
+	/* The admin may deposit; an acquirer's key may not (FORBIDDEN, answered). */
+	memcpy(bad, good, length);
+	harness_seal(&harness, bad, length, false);
+	{
+		uint8_t reply[NETIO_REPLY_MAX] __attribute__((aligned(8)));
+		size_t got = harness_raw(&harness, bad, length, reply, sizeof(reply), 1000);
+		struct netio_view view;
+		cr_assert_eq(netio_decode(reply, got, &view), LEDGER_OK);
+		cr_assert_eq(view.results[0].code, LEDGER_FORBIDDEN);
+		cr_assert(netio_mac_ok(harness.key.secret, reply, got));
+	}
 	/* Random bytes: never a crash. */
 	srand(7);
 	for (int i = 0; i < 500; i++) {
@@ -173,15 +225,18 @@ Test(switch, malformed_datagrams_get_clear_answers, .fini = stop_all, .timeout =
 	}
 	/* Still serving everyone else, and nothing reached the ledger. */
 	cr_assert_eq(harness_balance(&harness, 10), 0);
-	cr_assert_eq(raw_code(good, length), LEDGER_OK);
+	cr_assert_eq(sealed_code(good, length), LEDGER_OK);
 	cr_assert_eq(harness_balance(&harness, 10), 5);
 
 	char metrics[65536];
 	cr_assert_gt(harness_metrics(&harness, metrics, sizeof(metrics)), 0);
-	const char *malformed = strstr(metrics, "payswitch_malformed_datagrams_total{worker=\"0\"} ");
-	cr_assert(malformed != NULL);
-	cr_assert_geq(strtoull(malformed + strlen("payswitch_malformed_datagrams_total{worker=\"0\"} "),
-			       NULL, 10), 5, "malformed datagrams are counted");
+	cr_assert_geq(metric(metrics, "payswitch_malformed_datagrams_total{worker=\"0\"} "), 2,
+		      "authenticated malformed datagrams are counted");
+	cr_assert_geq(metric(metrics, "payswitch_auth_refused_total{reason=\"unauthenticated\"} "),
+		      4 + 250, "short, magic, version, oversized and random bytes");
+	cr_assert_geq(metric(metrics, "payswitch_auth_refused_total{reason=\"unknown_key\"} "), 2);
+	cr_assert_geq(metric(metrics, "payswitch_auth_refused_total{reason=\"bad_mac\"} "), 1);
+	cr_assert_eq(metric(metrics, "payswitch_forbidden_total{worker=\"0\"} "), 1);
 	cr_assert_eq(harness_stop(&harness), 0);
 	cr_assert_eq(harness_audit(&harness, NULL, NULL, 0), 0);
 }
@@ -207,7 +262,7 @@ Test(switch, full_rings_answer_busy_and_lose_nothing, .fini = stop_all, .timeout
 		struct ledger_result *answered = results + round * COUNT;
 		for (int i = 0; i < COUNT; i++)
 			sent[i] = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 1);
-		cr_assert_eq(netio_client_call(harness.client, sent, COUNT, answered, 3000, 0), 0,
+		cr_assert_eq(netio_client_call(harness.admin, sent, COUNT, answered, 3000, 0), 0,
 			     "every request of a full ring is answered");
 		for (int i = 0; i < COUNT; i++) {
 			cr_assert(answered[i].code == LEDGER_OK || answered[i].code == LEDGER_BUSY,
@@ -247,7 +302,7 @@ Test(switch, full_rings_answer_busy_and_lose_nothing, .fini = stop_all, .timeout
 		/* One datagram at a time, as a client with one request in flight. */
 		for (uint32_t done = 0; done < count; done += COUNT) {
 			uint32_t chunk = count - done < COUNT ? count - done : COUNT;
-			cr_assert_eq(netio_client_call(harness.client, again + done, chunk,
+			cr_assert_eq(netio_client_call(harness.admin, again + done, chunk,
 						       answers + done, 3000, 0), 0);
 		}
 		for (uint32_t i = 0; i < count; i++) {
@@ -321,7 +376,7 @@ Test(switch, a_failed_journal_stops_every_acknowledgement, .fini = stop_all, .ti
 	for (; rounds < ROUNDS && !failed; rounds++) {
 		for (int i = 0; i < COUNT; i++)
 			requests[i] = harness_request(&harness, LEDGER_KIND_DEPOSIT, FUNDING, 10, 1);
-		cr_assert_eq(netio_client_call(harness.client, requests, COUNT, results, 3000, 2), 0);
+		cr_assert_eq(netio_client_call(harness.admin, requests, COUNT, results, 3000, 2), 0);
 		for (int i = 0; i < COUNT; i++) {
 			if (results[i].code == LEDGER_OK) {
 				cr_assert(!failed, "an approval after the journal failed");

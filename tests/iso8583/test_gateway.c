@@ -135,8 +135,9 @@ static void start_gateway(void)
 		dup2(log, 1);
 		dup2(log, 2);
 		execl(getenv("PAYSWITCH"), "payswitch", "gateway", "--directory", directory,
-		      "--switch", gateway_switch, "--listen-binary", binary, "--listen-ascii", ascii,
-		      "--timeout-ms", "200", "--retries", "10", (char *)NULL);
+		      "--switch", gateway_switch, "--key", h.key_path, "--listen-binary", binary,
+		      "--listen-ascii", ascii, "--timeout-ms", "200", "--retries", "10",
+		      (char *)NULL);
 		_exit(127);
 	}
 	for (int attempt = 0; attempt < 200; attempt++) {

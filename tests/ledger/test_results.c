@@ -15,7 +15,7 @@ Test(results, every_code_named_once)
 		for (unsigned b = a + 1; b < LEDGER_RESULT_CODE_COUNT; b++)
 			cr_assert_str_neq(name, ledger_result_name(b), "codes %u and %u share a name", a, b);
 	}
-	cr_assert_eq(named, 35, "31 ledger codes + 4 engine codes");
+	cr_assert_eq(named, 36, "31 ledger codes + 5 engine and netio codes");
 }
 
 Test(results, known_names)

@@ -45,7 +45,12 @@ path_of_length() {
 }
 
 format_small() {
-  "$PAYSWITCH" format "$1" --shards 2 --accounts 1000 --transfers 10000 --holds 100
+  "$PAYSWITCH" format "$1" --shards 2 --accounts 1000 --transfers 10000 --holds 100 || return
+  # Client keys: the switch answers nobody else (netio/PROTOCOL.md).
+  rm -f "$root/admin.key" "$root/acquirer.key"
+  "$PAYSWITCH" client add admin --role admin --data-dir "$1" --key-out "$root/admin.key" \
+    && "$PAYSWITCH" client add acquirer --role acquirer --data-dir "$1" \
+      --key-out "$root/acquirer.key"
 }
 
 free_port() {
@@ -61,7 +66,7 @@ start_switch() {
     kill -0 "$pid" 2>/dev/null || fail "the switch exited at start"
     local status=0
     "$PAYSWITCH" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 \
-      >/dev/null 2>&1 || status=$?
+      --key "$root/admin.key" >/dev/null 2>&1 || status=$?
     if [[ $status -le 1 ]]; then return 0; fi
     sleep 0.2
   done
@@ -69,7 +74,9 @@ start_switch() {
 }
 
 account() {
-  "$PAYSWITCH" account "$@" --server "127.0.0.1:$port" --timeout-ms 2000 --retries 5
+  local key="$root/acquirer.key"
+  case "$1" in open|deposit|limits|freeze|unfreeze|close|balance) key="$root/admin.key" ;; esac
+  "$PAYSWITCH" account "$@" --server "127.0.0.1:$port" --timeout-ms 2000 --retries 5 --key "$key"
 }
 
 # Expect a refusal: exit status $1, and stderr naming the limit.

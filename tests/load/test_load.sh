@@ -7,9 +7,15 @@
 #   test_load.sh json      --json writes well-formed JSON with every section
 #   test_load.sh sweep     --sweep over 3 small rates x 1 s prints its table and
 #                          writes valid JSON (the shape, never the figures)
+#   test_load.sh keys      key handling: a key file readable by others is refused
+#                          naming the path, an admin key used for payments gets
+#                          FORBIDDEN answers (counted, the run fails), no key
+#                          gets no answer from an authenticating switch
+# Authentication is on: an admin key (setup, balance reads) and an acquirer key
+# (payments) are issued with `payswitch client add` next to the data dir.
 # PAYSWITCH and PAYSWITCH_LOAD are the binaries' paths (tests/load/meson.build).
 set -euo pipefail
-case_name="${1:?usage: test_load.sh short|corrupt|json|sweep}"
+case_name="${1:?usage: test_load.sh short|corrupt|json|sweep|keys}"
 : "${PAYSWITCH:?PAYSWITCH is not set}" "${PAYSWITCH_LOAD:?PAYSWITCH_LOAD is not set}"
 
 dir=$(mktemp -d /tmp/payswitch-load-test-XXXXXX)
@@ -31,6 +37,11 @@ free_port() {
 
 "$PAYSWITCH" format "$dir/data" --shards 2 --accounts 100000 --transfers 1000000 >"$dir/format.log" 2>&1 \
   || fail "format: $(cat "$dir/format.log")"
+for role in admin acquirer; do
+  "$PAYSWITCH" client add "load-test-$role" --role "$role" --data-dir "$dir/data" \
+    --key-out "$dir/$role.key" >>"$dir/format.log" 2>&1 || fail "client add $role: $(cat "$dir/format.log")"
+done
+keys=(--key "$dir/acquirer.key" --admin-key "$dir/admin.key")
 port=$(free_port)
 "$PAYSWITCH" start --data-dir "$dir/data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
   >"$dir/switch.log" 2>&1 &
@@ -40,14 +51,15 @@ pid=$!
 ready=0
 for _ in $(seq 1 100); do
   kill -0 "$pid" 2>/dev/null || fail "the switch exited at start"
-  if "$PAYSWITCH" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 >/dev/null 2>&1 \
+  if "$PAYSWITCH" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 \
+       --key "$dir/admin.key" >/dev/null 2>&1 \
      || [[ $? -eq 1 ]]; then ready=1; break; fi
   sleep 0.2
 done
 [[ $ready -eq 1 ]] || fail "the switch did not answer within 20 s"
 
 # Small and short: the sanitizer build runs the same test.
-load=("$PAYSWITCH_LOAD" --server "127.0.0.1:$port" --duration 3 --window 512 --per-datagram 32
+load=("$PAYSWITCH_LOAD" --server "127.0.0.1:$port" "${keys[@]}" --duration 3 --window 512 --per-datagram 32
       --payers 2000 --merchants 200 --utilities 4 --publishers 10 --quiet
       --mix coffee=60,bills=10,news=30 --broke-share 0.1 --retry-share 0.02
       --refund-share 0.02 --hold-share 0.1 --seed 7)
@@ -71,6 +83,8 @@ case "$case_name" in
     grep -Eq "verification       [0-9]+ accounts, 0 differ" "$dir/load.out" || fail "no verification line"
     grep -q "INSUFFICIENT_FUNDS=" "$dir/load.out" || fail "broke payers were never declined"
     grep -Eq "deliberate retries [1-9][0-9]*: duplicate [1-9]" "$dir/load.out" || fail "no duplicate answered"
+    grep -Eq "^authentication     payments key id [1-9][0-9]*, admin key id [1-9][0-9]*; FORBIDDEN answers 0; replies failing authentication 0" \
+      "$dir/load.out" || fail "no authentication line, or FORBIDDEN / failed replies"
     # A second run on the same accounts (--use-existing) also verifies.
     status=0
     "${load[@]}" --duration 1 --use-existing >"$dir/load2.out" 2>"$dir/load2.err" || status=$?
@@ -106,13 +120,16 @@ for key in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"):
 assert doc["latency"]["p50_ms"] <= doc["latency"]["p99_ms"] <= doc["latency"]["max_ms"]
 assert len(doc["series"]) >= 2 and all("completed" in s for s in doc["series"])
 assert doc["verification"]["done"] and doc["verification"]["mismatches"] == 0
+assert doc["auth"]["key_id"] > 0 and doc["auth"]["admin_key_id"] > 0, doc["auth"]
+assert doc["auth"]["key_id"] != doc["auth"]["admin_key_id"], doc["auth"]
+assert doc["auth"]["forbidden"] == 0 and doc["auth"]["replies_invalid"] == 0, doc["auth"]
 print("json ok:", doc["totals"]["completed"], "requests,", len(doc["series"]), "seconds")
 PY
     stop_and_audit
     ;;
   sweep)
     status=0
-    "$PAYSWITCH_LOAD" --server "127.0.0.1:$port" --quiet --sweep 1k,2k,4k --step-seconds 1 \
+    "$PAYSWITCH_LOAD" --server "127.0.0.1:$port" "${keys[@]}" --quiet --sweep 1k,2k,4k --step-seconds 1 \
       --per-datagram 8 --payers 2000 --merchants 200 --utilities 4 --publishers 10 --seed 7 \
       --json "$dir/sweep.json" >"$dir/sweep.out" 2>"$dir/sweep.err" || status=$?
     cat "$dir/sweep.out"
@@ -145,6 +162,35 @@ for key in ("p99_5ms_per_s", "p99_1ms_per_s"):
     assert doc["best"][key] in (0, 1000, 2000, 4000), doc["best"]
 print("sweep json ok:", len(steps), "steps")
 PY
+    stop_and_audit
+    ;;
+  keys)
+    small=("$PAYSWITCH_LOAD" --server "127.0.0.1:$port" --duration 1 --window 64 --per-datagram 8
+           --payers 200 --merchants 20 --utilities 2 --publishers 2 --quiet --seed 7)
+    # A key file readable by others is refused before anything is sent.
+    cp "$dir/acquirer.key" "$dir/open.key"
+    chmod 644 "$dir/open.key"
+    status=0
+    "${small[@]}" --key "$dir/open.key" --admin-key "$dir/admin.key" >"$dir/k1.out" 2>"$dir/k1.err" || status=$?
+    [[ $status -eq 2 ]] || fail "a mode 0644 key: exit $status, expected 2"
+    grep -q -- "--key $dir/open.key: readable by group or others" "$dir/k1.err" \
+      || fail "no clear error naming the key file: $(cat "$dir/k1.err")"
+    status=0
+    "${small[@]}" --key "$dir/missing.key" >"$dir/k2.out" 2>"$dir/k2.err" || status=$?
+    [[ $status -eq 2 ]] && grep -q "missing.key: No such file" "$dir/k2.err" \
+      || fail "a missing key file: exit $status: $(cat "$dir/k2.err")"
+    # The admin key alone signs everything: payments are FORBIDDEN, counted, the run fails.
+    status=0
+    "${small[@]}" --admin-key "$dir/admin.key" --account-base 2000000 >"$dir/k3.out" 2>"$dir/k3.err" || status=$?
+    [[ $status -eq 1 ]] || fail "admin key for payments: exit $status, expected 1: $(tail -n 5 "$dir/k3.err")"
+    grep -Eq "FORBIDDEN answers [1-9]" "$dir/k3.out" || fail "FORBIDDEN answers not counted: $(cat "$dir/k3.out")"
+    grep -q "verdict            FAIL: .* FORBIDDEN" "$dir/k3.out" || fail "the verdict does not name FORBIDDEN"
+    # No key at all: a warning, then no answer (the switch stays silent), exit 3.
+    status=0
+    "${small[@]}" --account-base 3000000 --timeout-ms 100 >"$dir/k4.out" 2>"$dir/k4.err" || status=$?
+    [[ $status -eq 3 ]] || fail "no key: exit $status, expected 3"
+    grep -q "WARNING: no --key" "$dir/k4.err" || fail "no warning without a key"
+    cat "$dir/k1.err" "$dir/k4.err"
     stop_and_audit
     ;;
   *) echo "unknown case $case_name" >&2; exit 2 ;;

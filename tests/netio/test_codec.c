@@ -30,10 +30,11 @@ static struct ledger_request valid_request(uint8_t kind, uint64_t id)
 
 Test(codec, constants)
 {
-	cr_assert_eq(NETIO_DATAGRAM_MAX, 8224);
-	cr_assert_eq(NETIO_REPLY_MAX, 5152);
-	cr_assert_eq(NETIO_ERROR_SIZE, 72);
-	cr_assert_eq(sizeof(struct netio_header), 32);
+	cr_assert_eq(NETIO_DATAGRAM_MAX, 8240);
+	cr_assert_eq(NETIO_REPLY_MAX, 5168);
+	cr_assert_eq(NETIO_ERROR_SIZE, 88);
+	cr_assert_eq(sizeof(struct netio_header), 48);
+	cr_assert_eq(NETIO_VERSION, 2);
 	/* "PSWN" in wire order. */
 	uint32_t magic = NETIO_MAGIC;
 	cr_assert_eq(memcmp(&magic, "PSWN", 4), 0);

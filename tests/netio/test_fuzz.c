@@ -37,25 +37,25 @@ static uint64_t read_u(const uint8_t *bytes, size_t offset, size_t size)
 /* The oracle: PROTOCOL.md's rules in order, byte by byte, little-endian. */
 static enum netio_reject oracle(const uint8_t *bytes, size_t length)
 {
-	if (length < 32)
+	if (length < 48)
 		return NETIO_REJECT_SHORT;
 	if (read_u(bytes, 0, 4) != 0x4e575350u)
 		return NETIO_REJECT_MAGIC;
-	if (length > 8224)
+	if (length > 8240)
 		return NETIO_REJECT_OVERSIZED;
-	if (read_u(bytes, 4, 2) != 1)
+	if (read_u(bytes, 4, 2) != 2)
 		return NETIO_REJECT_VERSION;
 	uint64_t type = bytes[6];
 	if (type < 1 || type > 3)
 		return NETIO_REJECT_TYPE;
-	if (bytes[7] != 0 || read_u(bytes, 10, 2) != 0 || read_u(bytes, 12, 4) != 0)
+	if (bytes[7] != 0 || read_u(bytes, 10, 2) != 0)
 		return NETIO_REJECT_RESERVED;
 	uint64_t count = read_u(bytes, 8, 2);
 	if (count == 0)
 		return NETIO_REJECT_COUNT_ZERO;
 	if (count > (type == 3 ? 1u : 128u))
 		return NETIO_REJECT_COUNT_MAX;
-	if (length != 32 + count * (type == 1 ? 64u : 40u))
+	if (length != 48 + count * (type == 1 ? 64u : 40u))
 		return NETIO_REJECT_LENGTH;
 	return NETIO_REJECT_NONE;
 }
@@ -142,7 +142,7 @@ static void check_requests(const uint8_t *bytes, const struct netio_view *view, 
 static void check_refusal(const uint8_t *bytes, size_t length, const struct netio_view *view,
 			  uint16_t code, struct tally *tally)
 {
-	bool magic = length >= 32 && read_u(bytes, 0, 4) == 0x4e575350u;
+	bool magic = length >= 48 && read_u(bytes, 0, 4) == 0x4e575350u;
 	bool silent = magic && (bytes[6] == 2 || bytes[6] == 3);
 	alignas(8) uint8_t answer[NETIO_ERROR_SIZE];
 	size_t size = netio_encode_refusal(view, code, answer, sizeof(answer));
@@ -155,7 +155,7 @@ static void check_refusal(const uint8_t *bytes, size_t length, const struct neti
 	cr_assert_eq(answer[6], 3, "an ERROR datagram");
 	cr_assert_eq(read_u(answer, 16, 8), magic ? read_u(bytes, 16, 8) : 0, "client id echoed");
 	cr_assert_eq(read_u(answer, 24, 8), magic ? read_u(bytes, 24, 8) : 0, "sequence echoed");
-	cr_assert_eq(read_u(answer, 32 + 32, 2), code, "the result carries the code");
+	cr_assert_eq(read_u(answer, 48 + 32, 2), code, "the result carries the code");
 }
 
 static void check_one(const uint8_t *bytes, size_t length, struct tally *tally)
