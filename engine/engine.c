@@ -202,6 +202,8 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 	struct journal_writer_options options;
 	journal_writer_options_default(&options);
 	options.group_bytes_max = engine->config.group_bytes_max;
+	/* Buffers for the groups in flight plus the one filling. */
+	options.groups_in_flight_max = engine->config.journal_in_flight + 1;
 	/* Off by default: zero-filling ahead lowered the p50 commit latency of small
 	 * groups here by ~20%, but cost ~30% of bandwidth at 1 MiB groups and
 	 * lengthened p999 everywhere (bench/journal_bench --preallocate). */

@@ -94,7 +94,7 @@ static const char start_help[] =
 	"  --journal-in-flight N  group commits in flight per shard, each its own\n"
 	"                         write and fdatasync, 1..16 (default: 4)\n"
 	"  --group-wait-us N      while groups are in flight, submit the next one once\n"
-	"                         its oldest record waited N µs (default: 200); an idle\n"
+	"                         its oldest record waited N µs (default: 1000); an idle\n"
 	"                         disk takes a group at once\n"
 	"  --durability MODE      durable (default): reply after fdatasync;\n"
 	"                         unsafe-ack-before-sync: reply once written, a machine\n"
