@@ -11,6 +11,7 @@
 #   bench/sweep.sh                         # ~2-3 minutes
 #   STEP_SECONDS=1 SHARDS=1 bench/sweep.sh # quicker, noisier
 #   RATES_1=... RATES_128=...              # the rate ladders (payswitch-load --sweep)
+#   SWITCH_FLAGS="--journal-in-flight 1"   # extra payswitch start flags
 # Prints figures; asserts nothing about them. Exit status 1 only when a run
 # fails (verification, an unclean stop, the audit).
 set -euo pipefail
@@ -50,8 +51,10 @@ start_switch() {
       --key-out "$work/$role.key" >/dev/null
     chmod 600 "$work/$role.key"
   done
+  # SWITCH_FLAGS: extra `payswitch start` flags, e.g. "--journal-in-flight 1".
+  # shellcheck disable=SC2086
   "$P" start --data-dir "$work/data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
-    >"$out/switch-$shards.log" 2>&1 &
+    ${SWITCH_FLAGS:-} >"$out/switch-$shards.log" 2>&1 &
   pid=$!
   for attempt in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || { tail -n 20 "$out/switch-$shards.log" >&2; echo "sweep: the switch exited at start" >&2; exit 1; }
