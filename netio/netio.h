@@ -235,11 +235,13 @@ struct netio_client;
 
 struct netio_client_stats {
 	uint64_t datagrams_sent;      /* first transmissions */
-	uint64_t retransmits;         /* the same bytes sent again after a timeout */
+	uint64_t retransmits;         /* the same requests sent again after a timeout, in
+	                               * new datagrams (new sequences) */
 	uint64_t replies;             /* valid REPLY / ERROR datagrams for this client */
 	uint64_t replies_ignored;     /* valid but another client id, a sequence not
 	                               * awaited, or a result id not awaited */
-	uint64_t replies_invalid;     /* refused by netio_decode, or type REQUEST */
+	uint64_t replies_invalid;     /* refused by netio_decode, type REQUEST, or (a keyed
+	                               * client) another key id or a MAC that fails */
 	uint64_t receive_errors;      /* e.g. ECONNREFUSED from an ICMP unreachable */
 	uint64_t busy_retries;        /* requests sent again (new datagrams, same request
 	                               * bytes) after a BUSY answer and its wait */
@@ -248,7 +250,9 @@ struct netio_client_stats {
 /*
  * Opens a UDP socket connected to host:port (a name or numeric IPv4/IPv6
  * address) and preallocates every buffer (about 1 MiB). The client id is
- * random (getrandom) and never 0; datagram sequences count from 1.
+ * random (getrandom) and never 0; datagram sequences are the realtime clock
+ * in µs, or one past the last used (a clock stepped back leaves them ahead of
+ * it, which the switch refuses as stale once past its age bound).
  * Returns NULL with *error = -errno (-EINVAL for a bad host or port,
  * -EHOSTUNREACH when the name does not resolve, -ENOMEM, ...).
  */

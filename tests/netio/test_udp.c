@@ -3,15 +3,28 @@
  * Each test starts a tiny echo server thread on the transport: it answers
  * every request with an OK result (balance = amount, sequence = position),
  * or a FORMAT_ERROR for requests netio_request_check() refuses. Options make
- * it drop copies of datagrams, split replies like independent shards, or
- * refuse whole datagrams. It counts every copy of every request datagram it
- * receives and compares each copy with the first, byte for byte.
+ * it drop copies of datagrams, split replies like independent shards, refuse
+ * whole datagrams, answer a datagram only late (to its first transmission,
+ * once a retransmission came), or precede its answers with forged ones.
+ *
+ * Protocol version 2: a datagram's sequence is the client's realtime clock
+ * in µs, and a retransmission is a new datagram (new sequence, new MAC) with
+ * the same request records. So the server tracks a datagram by what it
+ * carries — its first request id (unique per datagram in every test here) —
+ * and checks every copy against the first: the request records byte for
+ * byte, the same client id, a sequence strictly larger than the copy
+ * before it. It also checks every sequence from a client is larger than the
+ * last one from that client and within ECHO_MAX_AGE_US of its own clock (the
+ * switch's `stale` and `replayed` rules), and the seal: a keyed server
+ * (`keyed`, `key`) lets in only datagrams with its key id and a MAC that
+ * verifies, and seals its answers; an unkeyed one expects key id 0 and a
+ * zero MAC. A datagram failing the seal check is counted and not answered,
+ * as the switch does.
  *
  * No assertion depends on timing: counts of retransmissions are checked
  * through relations that hold whatever the scheduler does (the server saw
- * exactly the copies the client sent, only the datagrams still unanswered
- * were sent again), and answers a test needs present before a timeout are
- * put in the client's socket before the call starts.
+ * exactly the copies the client sent). The one exception is said where it
+ * is (retransmit_only_unanswered_datagrams: a margin of a second).
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -19,10 +32,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -31,35 +46,98 @@
 
 #include "netio.h"
 
-/* Request datagram sequences whose copies the server counts (one client per
- * server: sequences count from 1). */
-#define ECHO_SEQUENCES 1024u
-/* Sequences whose first copy the server keeps, to compare retransmissions. */
-#define ECHO_SEQUENCES_KEPT 8u
+/* Distinct request datagrams (by first request id) the server tracks. */
+#define ECHO_TRACKED 512u
+/* Bytes of request records a datagram carries at most. */
+#define ECHO_RECORDS_MAX (NETIO_DATAGRAM_MAX - NETIO_HEADER_SIZE)
+/* Clients whose last sequence the server remembers. */
+#define ECHO_CLIENTS 4u
+/* A sequence farther than this from the server's realtime clock is counted
+ * off_clock (the switch's default --auth-max-age-ms, 60 s). */
+#define ECHO_MAX_AGE_US (60ull * 1000000u)
 /* Bound on a wait for the server to have received what the client sent. */
 #define ECHO_WAIT_SECONDS 20
+
+/* One request datagram, tracked by its first request id over its copies. */
+struct echo_tracked {
+	uint64_t first_id;
+	uint64_t client_id;               /* of the first copy */
+	uint64_t first_sequence;          /* of the first copy */
+	uint64_t last_sequence;           /* of the latest copy */
+	uint32_t copies;
+	uint32_t length;                  /* of the first copy */
+};
 
 struct echo_server {
 	struct netio_transport *transport;
 	pthread_t thread;
 	atomic_bool stop;
-	uint32_t drop_copies;            /* first copies of each sequence not answered */
+	uint32_t drop_copies;            /* first copies of each datagram not answered */
+	uint64_t drop_only_id;           /* != 0: drop_copies only for the datagram with
+	                                  * this first request id */
 	bool split;                      /* answer odd and even positions separately, odd first */
 	uint16_t refuse_code;            /* != 0: answer every datagram with ERROR(code) */
+	uint64_t late_id;                /* != 0: the datagram with this first request id
+	                                  * is never answered on its first copy; each later
+	                                  * copy is answered with the FIRST copy's sequence */
+	bool forge;                      /* before answering a first copy, send forged
+	                                  * replies (ECHO_FORGERIES of them) */
+	bool keyed;                      /* check requests are sealed with key; seal answers */
+	struct netio_key key;
 	pthread_mutex_t lock;            /* guards the records below while the thread runs */
 	pthread_cond_t changed;          /* broadcast after each request datagram recorded */
-	uint64_t received;               /* request datagrams seen */
-	uint64_t untracked;              /* ... with a sequence >= ECHO_SEQUENCES */
-	uint64_t copies_differing;       /* copies not byte-identical to their first copy */
-	uint32_t copies[ECHO_SEQUENCES]; /* request datagrams seen per sequence */
-	uint32_t kept_length[ECHO_SEQUENCES_KEPT];
-	alignas(64) uint8_t kept[ECHO_SEQUENCES_KEPT][NETIO_DATAGRAM_MAX];
+	uint64_t received;               /* valid request datagrams seen (refused included) */
+	uint64_t refused;                /* ... not sealed as the server expects: unanswered */
+	uint64_t untracked;              /* ... beyond ECHO_TRACKED datagrams, or clients */
+	uint64_t copies_differing;       /* copies whose records differ from the first copy's */
+	uint64_t sequence_not_increasing;/* copies whose sequence is <= the copy before */
+	uint64_t client_changed;         /* copies with another client id than the first */
+	uint64_t out_of_order;           /* datagrams with a sequence <= the client's last */
+	uint64_t off_clock;              /* sequences farther than ECHO_MAX_AGE_US from now */
+	uint64_t late_answers;           /* answers sent with a first copy's sequence */
+	uint32_t tracked;                /* entries used in track[] */
+	struct echo_tracked track[ECHO_TRACKED];
+	uint8_t *records;                /* ECHO_TRACKED * ECHO_RECORDS_MAX: first copies */
+	uint32_t clients;
+	uint64_t client_ids[ECHO_CLIENTS];
+	uint64_t client_last[ECHO_CLIENTS];
 	struct netio_transport_stats stats; /* filled by echo_stop() */
 };
 
-/* Builds and sends the answer to one valid request datagram. */
+/* Forged replies sent ahead of the answer to a first copy (forge). */
+#define ECHO_FORGERIES 4u
+
+/* The key of the keyed tests: id 7, secret 00 01 ... 1f (PROTOCOL.md's
+ * test vector key). `flip` != 0 changes the secret's first byte. */
+static struct netio_key test_key(uint32_t id, uint8_t flip)
+{
+	struct netio_key key = {.id = id};
+	for (uint32_t i = 0; i < NETIO_KEY_SIZE; i++)
+		key.secret[i] = (uint8_t)i;
+	key.secret[0] ^= flip;
+	return key;
+}
+
+/* Seals an answer as the server does: with its key, or unsealed. */
+static void echo_seal(const struct echo_server *server, void *datagram, size_t length)
+{
+	netio_seal(server->keyed ? &server->key : NULL, datagram, length);
+}
+
+static void echo_send(struct echo_server *server, void *data, size_t length,
+		      const struct netio_peer *peer)
+{
+	struct netio_datagram reply = {.data = data, .length = (uint32_t)length, .peer = *peer};
+	/* Server thread: plain assert (Criterion's asserts belong to the test thread). */
+	uint32_t sent = netio_transport_tx_burst(server->transport, &reply, 1);
+	assert(sent == 1);
+	(void)sent;
+}
+
+/* Builds and sends the answer to one valid request datagram, carrying
+ * `sequence` (the datagram's own, or an earlier copy's for a late answer). */
 static void echo_answer(struct echo_server *server, const struct netio_view *view,
-			const struct netio_peer *peer)
+			uint64_t sequence, const struct netio_peer *peer)
 {
 	alignas(64) static _Thread_local uint8_t out[2][NETIO_REPLY_MAX];
 	static _Thread_local struct ledger_result results[2][NETIO_BATCH_MAX];
@@ -86,42 +164,155 @@ static void echo_answer(struct echo_server *server, const struct netio_view *vie
 			continue;
 		replies[n].data = out[part];
 		replies[n].length = (uint32_t)netio_encode_results(
-			out[part], sizeof(out[part]), view->header.client_id,
-			view->header.sequence, results[part], counts[part]);
+			out[part], sizeof(out[part]), view->header.client_id, sequence,
+			results[part], counts[part]);
+		echo_seal(server, out[part], replies[n].length);
 		replies[n].peer = *peer;
 		n++;
 	}
-	/* Server thread: plain assert (Criterion's asserts belong to the test thread). */
 	uint32_t sent = netio_transport_tx_burst(server->transport, replies, n);
 	assert(sent == n);
 	(void)sent;
 }
 
-/* Records one copy of a valid request datagram; returns how many copies of
- * its sequence came before it. */
-static uint32_t echo_record(struct echo_server *server, const struct netio_datagram *datagram,
-			    uint64_t sequence)
+/*
+ * Sends ECHO_FORGERIES replies to the datagram that a keyed client must
+ * refuse, each carrying results that would fail assert_echoed (amount + 1,
+ * sequence 999) if believed: (1) sealed with the right key, then a result
+ * changed; (2) sealed, correctly, with another key (another id and secret);
+ * (3) the right key id with a MAC under another secret; (4) unsealed.
+ */
+static void echo_forge(struct echo_server *server, const struct netio_view *view,
+		       const struct netio_peer *peer)
 {
+	alignas(64) static _Thread_local uint8_t out[NETIO_REPLY_MAX];
+	static _Thread_local struct ledger_result forged[NETIO_BATCH_MAX];
+	for (uint32_t i = 0; i < view->count; i++) {
+		memset(&forged[i], 0, sizeof(forged[i]));
+		forged[i].id = view->requests[i].id;
+		forged[i].amount = view->requests[i].amount + 1;
+		forged[i].sequence = 999;
+	}
+	struct netio_key other = test_key(server->key.id + 1, 0x55);
+	struct netio_key wrong_secret = test_key(server->key.id, 0x55);
+	for (uint32_t kind = 0; kind < ECHO_FORGERIES; kind++) {
+		size_t length = netio_encode_results(out, sizeof(out), view->header.client_id,
+						     view->header.sequence, forged, view->count);
+		switch (kind) {
+		case 0:
+			netio_seal(&server->key, out, length);
+			out[NETIO_HEADER_SIZE + 16] ^= 1;   /* result 0's amount, after sealing */
+			break;
+		case 1:
+			netio_seal(&other, out, length);
+			break;
+		case 2:
+			netio_seal(&wrong_secret, out, length);
+			break;
+		default:
+			netio_seal(NULL, out, length);
+			break;
+		}
+		echo_send(server, out, length, peer);
+	}
+}
+
+/* Whether a request datagram is sealed as this server expects. */
+static bool echo_sealed_as_expected(const struct echo_server *server,
+				    const struct netio_datagram *datagram,
+				    const struct netio_view *view)
+{
+	if (server->keyed)
+		return view->header.key_id == server->key.id &&
+		       netio_mac_ok(server->key.secret, datagram->data, datagram->length);
+	static const uint8_t zero[NETIO_MAC_SIZE];
+	return view->header.key_id == NETIO_KEY_ID_NONE &&
+	       memcmp(view->header.mac, zero, NETIO_MAC_SIZE) == 0;
+}
+
+static uint64_t realtime_us(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+}
+
+/* What the server knows of a datagram when it decides how to answer. */
+struct echo_copy {
+	uint32_t before;                 /* copies of this datagram received before it */
+	uint64_t first_sequence;         /* the first copy's sequence */
+};
+
+/* Records one copy of a valid, authentic request datagram and checks it. */
+static struct echo_copy echo_record(struct echo_server *server,
+				    const struct netio_datagram *datagram,
+				    const struct netio_view *view)
+{
+	uint64_t sequence = view->header.sequence;
+	uint64_t client_id = view->header.client_id;
+	uint64_t now = realtime_us();
+	struct echo_copy copy = {.before = 0, .first_sequence = sequence};
+	const uint8_t *records = (const uint8_t *)datagram->data + NETIO_HEADER_SIZE;
+	uint32_t records_length = datagram->length - NETIO_HEADER_SIZE;
 	pthread_mutex_lock(&server->lock);
-	uint32_t before = 0;
-	if (sequence < ECHO_SEQUENCES) {
-		before = server->copies[sequence]++;
+	server->received++;
+	if (sequence > now + ECHO_MAX_AGE_US || sequence + ECHO_MAX_AGE_US < now)
+		server->off_clock++;
+	/* Every datagram of a client: a larger sequence than the last one. */
+	uint32_t c = 0;
+	while (c < server->clients && server->client_ids[c] != client_id)
+		c++;
+	if (c < server->clients) {
+		if (sequence <= server->client_last[c])
+			server->out_of_order++;
+		else
+			server->client_last[c] = sequence;
+	} else if (c < ECHO_CLIENTS) {
+		server->client_ids[c] = client_id;
+		server->client_last[c] = sequence;
+		server->clients++;
 	} else {
 		server->untracked++;
 	}
-	if (sequence < ECHO_SEQUENCES_KEPT) {
-		if (before == 0) {
-			memcpy(server->kept[sequence], datagram->data, datagram->length);
-			server->kept_length[sequence] = datagram->length;
-		} else if (datagram->length != server->kept_length[sequence] ||
-			   memcmp(server->kept[sequence], datagram->data, datagram->length) != 0) {
+	/* Every copy of a datagram: the first copy's records and client. */
+	uint32_t t = 0;
+	while (t < server->tracked && server->track[t].first_id != view->first_request_id)
+		t++;
+	if (t < server->tracked) {
+		struct echo_tracked *entry = &server->track[t];
+		copy.before = entry->copies++;
+		copy.first_sequence = entry->first_sequence;
+		if (client_id != entry->client_id)
+			server->client_changed++;
+		if (sequence <= entry->last_sequence)
+			server->sequence_not_increasing++;
+		entry->last_sequence = sequence;
+		if (datagram->length != entry->length ||
+		    memcmp(server->records + (size_t)t * ECHO_RECORDS_MAX, records,
+			   records_length) != 0)
 			server->copies_differing++;
-		}
+	} else if (t < ECHO_TRACKED) {
+		server->track[t] = (struct echo_tracked){
+			.first_id = view->first_request_id, .client_id = client_id,
+			.first_sequence = sequence, .last_sequence = sequence, .copies = 1,
+			.length = datagram->length};
+		memcpy(server->records + (size_t)t * ECHO_RECORDS_MAX, records, records_length);
+		server->tracked++;
+	} else {
+		server->untracked++;
 	}
-	server->received++;
 	pthread_cond_broadcast(&server->changed);
 	pthread_mutex_unlock(&server->lock);
-	return before;
+	return copy;
+}
+
+static void echo_refused(struct echo_server *server)
+{
+	pthread_mutex_lock(&server->lock);
+	server->received++;
+	server->refused++;
+	pthread_cond_broadcast(&server->changed);
+	pthread_mutex_unlock(&server->lock);
 }
 
 static void echo_one(struct echo_server *server, const struct netio_datagram *datagram)
@@ -131,27 +322,43 @@ static void echo_one(struct echo_server *server, const struct netio_datagram *da
 	uint16_t code = netio_decode(datagram->data, datagram->length, &view);
 	if (code == LEDGER_OK && view.header.type != NETIO_TYPE_REQUEST)
 		return;
-	size_t size = 0;
 	if (code != LEDGER_OK) {
-		size = netio_encode_refusal(&view, code, error, sizeof(error));
-	} else {
-		uint32_t before = echo_record(server, datagram, view.header.sequence);
-		if (before < server->drop_copies)
+		size_t size = netio_encode_refusal(&view, code, error, sizeof(error));
+		if (size != 0) {
+			echo_seal(server, error, size);
+			echo_send(server, error, size, &datagram->peer);
+		}
+		return;
+	}
+	/* As the switch: a datagram not sealed as expected gets no answer. */
+	if (!echo_sealed_as_expected(server, datagram, &view)) {
+		echo_refused(server);
+		return;
+	}
+	struct echo_copy copy = echo_record(server, datagram, &view);
+	if (server->late_id != 0 && view.first_request_id == server->late_id) {
+		if (copy.before == 0)
 			return;
-		if (server->refuse_code != 0)
-			size = netio_encode_error(error, sizeof(error), view.header.client_id,
-						  view.header.sequence, view.first_request_id,
-						  server->refuse_code);
-		else
-			echo_answer(server, &view, &datagram->peer);
+		pthread_mutex_lock(&server->lock);
+		server->late_answers++;
+		pthread_mutex_unlock(&server->lock);
+		echo_answer(server, &view, copy.first_sequence, &datagram->peer);
+		return;
 	}
-	if (size != 0) {
-		struct netio_datagram reply = {.data = error, .length = (uint32_t)size,
-					       .peer = datagram->peer};
-		uint32_t sent = netio_transport_tx_burst(server->transport, &reply, 1);
-		assert(sent == 1);
-		(void)sent;
+	if (copy.before < server->drop_copies &&
+	    (server->drop_only_id == 0 || server->drop_only_id == view.first_request_id))
+		return;
+	if (server->refuse_code != 0) {
+		size_t size = netio_encode_error(error, sizeof(error), view.header.client_id,
+						 view.header.sequence, view.first_request_id,
+						 server->refuse_code);
+		echo_seal(server, error, size);
+		echo_send(server, error, size, &datagram->peer);
+		return;
 	}
+	if (server->forge && copy.before == 0)
+		echo_forge(server, &view, &datagram->peer);
+	echo_answer(server, &view, view.header.sequence, &datagram->peer);
 }
 
 static void *echo_main(void *argument)
@@ -173,6 +380,8 @@ static void echo_open(struct echo_server *server)
 	struct netio_transport_config config = {.bind_host = "127.0.0.1", .port = 0};
 	cr_assert_eq(netio_transport_open(&netio_transport_udp, &config, &server->transport), 0);
 	cr_assert_gt(netio_transport_port(server->transport), 0);
+	server->records = malloc((size_t)ECHO_TRACKED * ECHO_RECORDS_MAX);
+	cr_assert_not_null(server->records);
 	pthread_condattr_t attributes;
 	cr_assert_eq(pthread_condattr_init(&attributes), 0);
 	cr_assert_eq(pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC), 0);
@@ -203,6 +412,18 @@ static void echo_stop(struct echo_server *server)
 	netio_transport_close(server->transport);
 	pthread_cond_destroy(&server->changed);
 	pthread_mutex_destroy(&server->lock);
+	free(server->records);
+	server->records = NULL;
+}
+
+/* After echo_stop(): copies received of the datagram whose first request
+ * is first_id (0 when never received). */
+static uint32_t echo_copies(const struct echo_server *server, uint64_t first_id)
+{
+	for (uint32_t t = 0; t < server->tracked; t++)
+		if (server->track[t].first_id == first_id)
+			return server->track[t].copies;
+	return 0;
 }
 
 /* Waits until the server has received `count` request datagrams (at most
@@ -223,6 +444,24 @@ static void echo_wait_received(struct echo_server *server, uint64_t count)
 		     "client sent %" PRIu64, received, count);
 }
 
+/* The version 2 rules, on everything the server received: each copy of a
+ * datagram carried the first copy's records and client id with a larger
+ * sequence than the copy before; each client's sequences grew and followed
+ * the clock; every datagram was sealed as expected. Call with the server
+ * stopped, or under its lock. */
+static void echo_assert_rules(const struct echo_server *server)
+{
+	cr_assert_eq(server->copies_differing, 0,
+		     "a retransmission carries other request records than the first copy");
+	cr_assert_eq(server->sequence_not_increasing, 0,
+		     "a retransmission reuses or lowers the sequence of the copy before it");
+	cr_assert_eq(server->client_changed, 0, "a retransmission carries another client id");
+	cr_assert_eq(server->out_of_order, 0, "a client's sequence did not grow");
+	cr_assert_eq(server->off_clock, 0, "a sequence is not the realtime clock in µs");
+	cr_assert_eq(server->refused, 0, "a datagram was not sealed as expected");
+	cr_assert_eq(server->untracked, 0);
+}
+
 static struct netio_client *connect_to(struct echo_server *server)
 {
 	int error = 0;
@@ -233,33 +472,15 @@ static struct netio_client *connect_to(struct echo_server *server)
 	return client;
 }
 
-/*
- * Before echo_run(): puts the server's answer to the request datagram with
- * `sequence` (carrying `count` requests) into the client's socket, as if the
- * datagram had been sent and answered already, and waits until the client's
- * socket is readable. A call that then sends that datagram finds its answer
- * before its first timeout can pass, however the threads are scheduled.
- */
-static void echo_answer_ahead(struct echo_server *server, struct netio_client *client,
-			      uint64_t sequence, const struct ledger_request *requests,
-			      uint32_t count)
+static struct netio_client *connect_keyed(struct echo_server *server,
+					  const struct netio_key *key)
 {
-	struct sockaddr_in address;
-	socklen_t length = sizeof(address);
-	cr_assert_eq(getsockname(netio_client_fd(client), (struct sockaddr *)&address, &length), 0);
-	cr_assert_eq(length, sizeof(address));
-	struct netio_peer peer;
-	memset(&peer, 0, sizeof(peer));
-	memcpy(peer.bytes, &address, sizeof(address));
-	struct netio_view view;
-	memset(&view, 0, sizeof(view));
-	view.header.client_id = netio_client_id(client);
-	view.header.sequence = sequence;
-	view.count = count;
-	view.requests = requests;
-	echo_answer(server, &view, &peer);
-	struct pollfd readable = {.fd = netio_client_fd(client), .events = POLLIN};
-	cr_assert_eq(poll(&readable, 1, ECHO_WAIT_SECONDS * 1000), 1, "the answer arrived");
+	int error = 0;
+	struct netio_client *client = netio_client_open_key(
+		"127.0.0.1", netio_transport_port(server->transport), key, &error);
+	cr_assert_not_null(client, "open: %s", strerror(-error));
+	cr_assert_neq(netio_client_id(client), 0);
+	return client;
 }
 
 static void make_requests(struct ledger_request *requests, uint32_t count, uint64_t first_id)
@@ -290,17 +511,16 @@ static struct ledger_request requests[NETIO_CLIENT_REQUESTS_MAX];
 static struct ledger_result results[NETIO_CLIENT_REQUESTS_MAX];
 
 /* After a call: the server received exactly what the client sent (first
- * transmissions and retransmissions), every copy byte for byte the first. */
+ * transmissions and retransmissions), every copy under the version 2 rules. */
 static void assert_server_saw_client(struct echo_server *server,
 				     const struct netio_client_stats *stats)
 {
 	echo_wait_received(server, stats->datagrams_sent + stats->retransmits);
 	pthread_mutex_lock(&server->lock);
-	uint64_t differing = server->copies_differing;
-	uint64_t untracked = server->untracked;
+	struct echo_server snapshot;
+	memcpy(&snapshot, server, sizeof(snapshot));
 	pthread_mutex_unlock(&server->lock);
-	cr_assert_eq(differing, 0, "a retransmission differs from the first transmission");
-	cr_assert_eq(untracked, 0);
+	echo_assert_rules(&snapshot);
 }
 
 Test(udp, call_one_request, .timeout = 30)
@@ -317,9 +537,10 @@ Test(udp, call_one_request, .timeout = 30)
 	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
-	cr_assert_eq(server.copies[1], 1 + stats.retransmits);
+	cr_assert_eq(server.tracked, 1);
+	cr_assert_eq(echo_copies(&server, 1), 1 + stats.retransmits);
 	fprintf(stderr, "udp call_one_request: 1 request, 1 datagram, %" PRIu64 " retransmits, "
-		"%u copies received\n", stats.retransmits, server.copies[1]);
+		"%u copies received\n", stats.retransmits, echo_copies(&server, 1));
 }
 
 Test(udp, call_full_batch, .timeout = 30)
@@ -336,8 +557,8 @@ Test(udp, call_full_batch, .timeout = 30)
 	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
-	cr_assert_eq(server.copies[1], 1 + stats.retransmits, "every copy is sequence 1");
-	cr_assert_eq(server.copies[2], 0);
+	cr_assert_eq(server.tracked, 1, "every copy carries the same 128 requests");
+	cr_assert_eq(echo_copies(&server, 500), 1 + stats.retransmits);
 	fprintf(stderr, "udp call_full_batch: %u requests, 1 datagram, %" PRIu64 " retransmits\n",
 		NETIO_BATCH_MAX, stats.retransmits);
 }
@@ -347,7 +568,7 @@ Test(udp, call_many_datagrams, .timeout = 60)
 	struct echo_server server = {0};
 	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
-	uint64_t total = 0;
+	uint64_t total = 0, datagrams = 0;
 	enum { ROUNDS = 20 };
 	for (uint32_t round = 0; round < ROUNDS; round++) {
 		uint32_t count = round == 0 ? NETIO_CLIENT_REQUESTS_MAX : 1 + round * 97;
@@ -355,6 +576,7 @@ Test(udp, call_many_datagrams, .timeout = 60)
 		cr_assert_eq(netio_client_call(client, requests, count, results, 2000, 5), 0);
 		assert_echoed(requests, results, count);
 		total += count;
+		datagrams += (count + NETIO_BATCH_MAX - 1) / NETIO_BATCH_MAX;
 	}
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
@@ -362,8 +584,9 @@ Test(udp, call_many_datagrams, .timeout = 60)
 	echo_stop(&server);
 	/* Not an exact count of copies: with a small receive buffer the kernel
 	 * may drop some of 32 back-to-back datagrams, which the retries cover. */
-	cr_assert_eq(server.copies_differing, 0, "a retransmission differs from the first");
-	cr_assert_eq(server.untracked, 0);
+	echo_assert_rules(&server);
+	cr_assert_eq(stats.datagrams_sent, datagrams);
+	cr_assert_eq(server.tracked, datagrams, "every datagram answered was received");
 	fprintf(stderr, "udp call_many_datagrams: %d calls, %" PRIu64 " requests echoed and checked "
 		"in %" PRIu64 " datagrams, %" PRIu64 " retransmits\n", ROUNDS, total,
 		stats.datagrams_sent, stats.retransmits);
@@ -372,9 +595,10 @@ Test(udp, call_many_datagrams, .timeout = 60)
 Test(udp, retransmit_same_bytes_after_drop, .timeout = 30)
 {
 	/* The first copy of the datagram is not answered: only a retransmission
-	 * can be, and every copy the server sees must be the first, byte for
-	 * byte. How many retransmissions a slow machine needs does not matter:
-	 * the server must have seen exactly 1 + retransmits copies. */
+	 * can be, and every copy the server sees must carry the first copy's
+	 * request records byte for byte, in a new datagram (a larger sequence).
+	 * How many retransmissions a slow machine needs does not matter: the
+	 * server must have seen exactly 1 + retransmits copies. */
 	struct echo_server server = {.drop_copies = 1};
 	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
@@ -388,40 +612,43 @@ Test(udp, retransmit_same_bytes_after_drop, .timeout = 30)
 	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
-	cr_assert_eq(server.copies[1], 1 + stats.retransmits);
+	cr_assert_eq(server.tracked, 1);
+	cr_assert_eq(echo_copies(&server, 42), 1 + stats.retransmits);
+	cr_assert_gt(server.track[0].last_sequence, server.track[0].first_sequence);
 	fprintf(stderr, "udp retransmit_same_bytes_after_drop: 1 datagram of 3 requests, first copy "
-		"dropped, %" PRIu64 " retransmits, %u copies compared byte for byte\n",
-		stats.retransmits, server.copies[1]);
+		"dropped, %" PRIu64 " retransmits, %u copies compared record for record\n",
+		stats.retransmits, echo_copies(&server, 42));
 }
 
 Test(udp, retransmit_only_unanswered_datagrams, .timeout = 30)
 {
-	/* 300 requests: datagrams 1, 2, 3 (128, 128, 44 requests). The answers
-	 * to 2 and 3 wait in the client's socket before the call starts; the
-	 * server answers no first copy. So at the first timeout exactly
-	 * datagram 1 is unanswered, and it alone may be sent again. */
-	struct echo_server server = {.drop_copies = 1};
-	echo_open(&server);
+	/* 300 requests: datagrams A, B, C (128, 128, 44 requests, first ids
+	 * 1000, 1128, 1256). The server answers B and C at once and not the
+	 * first copy of A, so at the first timeout A alone is unanswered and it
+	 * alone may be sent again. Version 2 sequences are the client's clock,
+	 * so the answers to B and C can no longer be put in the client's socket
+	 * before the call: this is the one check here that leans on a margin —
+	 * the server thread must answer B and C within the 1 s first timeout. */
+	struct echo_server server = {.drop_copies = 1, .drop_only_id = 1000};
+	echo_start(&server);
 	struct netio_client *client = connect_to(&server);
 	make_requests(requests, 300, 1000);
-	echo_answer_ahead(&server, client, 2, requests + NETIO_BATCH_MAX, NETIO_BATCH_MAX);
-	echo_answer_ahead(&server, client, 3, requests + 2 * NETIO_BATCH_MAX,
-			  300 - 2 * NETIO_BATCH_MAX);
-	echo_run(&server);
-	cr_assert_eq(netio_client_call(client, requests, 300, results, 300, 3), 0);
+	cr_assert_eq(netio_client_call(client, requests, 300, results, 1000, 3), 0);
 	assert_echoed(requests, results, 300);
 	struct netio_client_stats stats;
 	netio_client_stats_read(client, &stats);
 	cr_assert_eq(stats.datagrams_sent, 3);
-	cr_assert_geq(stats.retransmits, 1, "datagram 1 was sent again");
+	cr_assert_geq(stats.retransmits, 1, "datagram A was sent again");
 	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
-	cr_assert_eq(server.copies[1], 1 + stats.retransmits, "only datagram 1 was sent again");
-	cr_assert_eq(server.copies[2], 1, "answered datagram 2 was never sent again");
-	cr_assert_eq(server.copies[3], 1, "answered datagram 3 was never sent again");
+	cr_assert_eq(server.tracked, 3);
+	cr_assert_eq(echo_copies(&server, 1000), 1 + stats.retransmits,
+		     "only datagram A was sent again");
+	cr_assert_eq(echo_copies(&server, 1128), 1, "answered datagram B was never sent again");
+	cr_assert_eq(echo_copies(&server, 1256), 1, "answered datagram C was never sent again");
 	fprintf(stderr, "udp retransmit_only_unanswered_datagrams: 300 requests in 3 datagrams, 2 "
-		"answered ahead, %" PRIu64 " retransmits, all of datagram 1\n", stats.retransmits);
+		"answered at once, %" PRIu64 " retransmits, all of datagram A\n", stats.retransmits);
 }
 
 Test(udp, timeout_after_retries, .timeout = 30)
@@ -442,9 +669,132 @@ Test(udp, timeout_after_retries, .timeout = 30)
 	assert_server_saw_client(&server, &stats);
 	netio_client_close(client);
 	echo_stop(&server);
-	cr_assert_eq(server.copies[1], 3);
+	cr_assert_eq(server.tracked, 1);
+	cr_assert_eq(echo_copies(&server, 7), 3);
 	fprintf(stderr, "udp timeout_after_retries: 1 datagram never answered, 2 retries, "
-		"3 identical copies received\n");
+		"3 copies of the same records, each a new sequence\n");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keyed clients (protocol version 2: PROTOCOL.md "Authentication")          */
+/* ------------------------------------------------------------------------ */
+
+Test(udp, keyed_client_seals_every_datagram, .timeout = 30)
+{
+	/* The server lets in only datagrams with key id 7 and a MAC that
+	 * verifies under its secret, and seals its answers. No first copy is
+	 * answered, so every datagram is sent again: retransmissions (new
+	 * sequences) must be sealed anew. A datagram the server refuses is
+	 * never answered, so the call completing is itself a check. */
+	struct echo_server server = {.keyed = true, .key = test_key(7, 0), .drop_copies = 1};
+	echo_start(&server);
+	struct netio_key key = test_key(7, 0);
+	struct netio_client *client = connect_keyed(&server, &key);
+	make_requests(requests, 300, 4000);
+	cr_assert_eq(netio_client_call(client, requests, 300, results, 300, 3), 0);
+	assert_echoed(requests, results, 300);
+	make_requests(requests, 1, 5000);
+	cr_assert_eq(netio_client_call(client, requests, 1, results, 300, 3), 0);
+	assert_echoed(requests, results, 1);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 4);
+	cr_assert_geq(stats.retransmits, 4, "no first copy was answered");
+	cr_assert_eq(stats.replies_invalid, 0, "the server's sealed answers verify");
+	assert_server_saw_client(&server, &stats);
+	netio_client_close(client);
+	echo_stop(&server);
+	cr_assert_eq(server.refused, 0);
+	cr_assert_eq(server.tracked, 4);
+	cr_assert_eq(server.received, 4 + stats.retransmits, "every copy was let in");
+	fprintf(stderr, "udp keyed_client_seals_every_datagram: 4 datagrams, %" PRIu64
+		" retransmits, every copy sealed with key 7\n", stats.retransmits);
+}
+
+Test(udp, keyed_server_refuses_unsealed_and_wrongly_sealed, .timeout = 30)
+{
+	/* The control of the test above: a client without the key (key id 0),
+	 * or with key id 7 but another secret, gets no answer at all. */
+	struct echo_server server = {.keyed = true, .key = test_key(7, 0)};
+	echo_start(&server);
+	struct netio_key wrong = test_key(7, 0x80);
+	struct netio_client *clients[2] = {connect_to(&server), connect_keyed(&server, &wrong)};
+	uint64_t expected = 0;
+	for (uint32_t c = 0; c < 2; c++) {
+		make_requests(requests, 2, 600 + 10 * c);
+		cr_assert_eq(netio_client_call(clients[c], requests, 2, results, 20, 1), -ETIMEDOUT,
+			     "client %u", c);
+		struct netio_client_stats stats;
+		netio_client_stats_read(clients[c], &stats);
+		cr_assert_eq(stats.datagrams_sent + stats.retransmits, 2);
+		expected += 2;
+		echo_wait_received(&server, expected);
+		netio_client_close(clients[c]);
+	}
+	echo_stop(&server);
+	cr_assert_eq(server.refused, 4, "every datagram of both clients was refused");
+	cr_assert_eq(server.tracked, 0);
+}
+
+Test(udp, keyed_client_ignores_forged_replies, .timeout = 30)
+{
+	/* Ahead of each answer to a first copy the server sends four forged
+	 * replies (a result changed after sealing; sealed with another key id;
+	 * key id 7 with a MAC under another secret; unsealed) whose results
+	 * would fail assert_echoed. The client counts each as replies_invalid
+	 * and completes with the genuine answer that follows. The forgeries
+	 * precede every genuine answer in the client's socket, so all of them
+	 * are read before the call can return: the count is exact. */
+	struct echo_server server = {.keyed = true, .key = test_key(7, 0), .forge = true};
+	echo_start(&server);
+	struct netio_key key = test_key(7, 0);
+	struct netio_client *client = connect_keyed(&server, &key);
+	make_requests(requests, 200, 7000);
+	cr_assert_eq(netio_client_call(client, requests, 200, results, 1000, 3), 0);
+	assert_echoed(requests, results, 200);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 2);
+	cr_assert_eq(stats.replies_invalid, 2 * ECHO_FORGERIES, "every forgery was refused");
+	cr_assert_geq(stats.replies, 2);
+	assert_server_saw_client(&server, &stats);
+	netio_client_close(client);
+	echo_stop(&server);
+	cr_assert_eq(server.tracked, 2);
+	fprintf(stderr, "udp keyed_client_ignores_forged_replies: %" PRIu64 " forged replies "
+		"refused, %" PRIu64 " genuine\n", stats.replies_invalid, stats.replies);
+}
+
+Test(udp, late_reply_to_first_transmission_counts, .timeout = 30)
+{
+	/* 200 requests: datagrams A (first id 8000) and B (8128). A is answered
+	 * at once. B's first copy is not answered; each later copy (a
+	 * retransmission, new sequence) is answered with the sequence of B's
+	 * FIRST copy, after that retransmission was sent. No answer to B ever
+	 * carries a retransmission's sequence, so the call can complete only by
+	 * accepting a late answer to its first round. */
+	struct echo_server server = {.keyed = true, .key = test_key(7, 0), .late_id = 8128};
+	echo_start(&server);
+	struct netio_key key = test_key(7, 0);
+	struct netio_client *client = connect_keyed(&server, &key);
+	make_requests(requests, 200, 8000);
+	cr_assert_eq(netio_client_call(client, requests, 200, results, 200, 3), 0);
+	assert_echoed(requests, results, 200);
+	struct netio_client_stats stats;
+	netio_client_stats_read(client, &stats);
+	cr_assert_eq(stats.datagrams_sent, 2);
+	cr_assert_geq(stats.retransmits, 1, "B was sent again");
+	assert_server_saw_client(&server, &stats);
+	netio_client_close(client);
+	echo_stop(&server);
+	cr_assert_eq(server.tracked, 2);
+	cr_assert_geq(echo_copies(&server, 8128), 2);
+	cr_assert_geq(server.late_answers, 1);
+	cr_assert_eq(server.late_answers, echo_copies(&server, 8128) - 1,
+		     "each retransmission of B got a late answer, and only those");
+	fprintf(stderr, "udp late_reply_to_first_transmission_counts: %u copies of B, answered "
+		"%" PRIu64 " times with its first sequence\n", echo_copies(&server, 8128),
+		server.late_answers);
 }
 
 Test(udp, split_replies_matched_by_id, .timeout = 30)
@@ -889,7 +1239,8 @@ Test(backoff, busy_is_retried_after_the_hint_with_the_same_request_bytes, .timeo
 			     "BUSY resend %u is request %u byte for byte", i, 2 * i);
 	const struct netio_header *h0 = (const void *)server.kept[0];
 	const struct netio_header *h1 = (const void *)server.kept[1];
-	cr_assert_neq(h0->sequence, h1->sequence, "a BUSY round is a new datagram");
+	cr_assert_gt(h1->sequence, h0->sequence, "a BUSY round is a new datagram, a later sequence");
+	cr_assert_eq(h1->client_id, h0->client_id);
 	uint64_t gap_ns = server.read_ns[1] - server.read_ns[0];
 	cr_assert_geq(gap_ns, (uint64_t)server.hint_us * 1000u, "waited at least the hint: %" PRIu64
 		      " ns", gap_ns);
@@ -931,7 +1282,7 @@ Test(backoff, busy_is_returned_when_retries_are_spent, .timeout = 30)
 Test(backoff, timeouts_back_off, .timeout = 30)
 {
 	/* Never answered: retries = 4 makes exactly 4 retransmissions, every
-	 * one the first datagram byte for byte, and the call lasts at least
+	 * one a new datagram carrying the first one's request records, and the call lasts at least
 	 * the nominal schedule T + 2T + 4T + 8T + 8T (a lower bound the client
 	 * guarantees; ms deadlines may end each wait up to 1 ms early). */
 	static struct hint_server server = {.silent = true};
@@ -973,10 +1324,26 @@ Test(backoff, timeouts_back_off, .timeout = 30)
 	netio_client_close(client);
 	hint_stop(&server);
 	cr_assert_eq(server.received, (uint32_t)retries + 1);
-	for (uint32_t i = 1; i < server.received; i++) {
+	static const uint8_t zero_mac[NETIO_MAC_SIZE];
+	for (uint32_t i = 0; i < server.received; i++) {
+		const struct netio_header *header = (const void *)server.kept[i];
+		cr_assert_eq(header->key_id, NETIO_KEY_ID_NONE, "copy %u: an unkeyed client", i);
+		cr_assert_eq(memcmp(header->mac, zero_mac, NETIO_MAC_SIZE), 0, "copy %u: unsealed", i);
+		if (i == 0)
+			continue;
+		const struct netio_header *previous = (const void *)server.kept[i - 1];
 		cr_assert_eq(server.length[i], server.length[0]);
-		cr_assert_eq(memcmp(server.kept[i], server.kept[0], server.length[0]), 0,
-			     "copy %u is the first datagram byte for byte", i);
+		/* A new datagram: magic, version, type, count, key id and client id
+		 * as before, a later sequence, the same request records. */
+		cr_assert_eq(memcmp(server.kept[i], server.kept[0], offsetof(struct netio_header,
+									     sequence)), 0,
+			     "copy %u: the first copy's header up to the sequence", i);
+		cr_assert_gt(header->sequence, previous->sequence,
+			     "copy %u: a later sequence than copy %u", i, i - 1);
+		cr_assert_eq(memcmp(server.kept[i] + NETIO_HEADER_SIZE,
+				    server.kept[0] + NETIO_HEADER_SIZE,
+				    server.length[0] - NETIO_HEADER_SIZE), 0,
+			     "copy %u carries the first copy's request records byte for byte", i);
 	}
 	fprintf(stderr, "backoff timeouts_back_off: 1 + %d copies over %.0f ms (nominal schedule "
 		"%" PRIu64 " ms + jitter)\n", retries, (double)elapsed_ns / 1e6, nominal_ms);
