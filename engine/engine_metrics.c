@@ -53,6 +53,25 @@ SHARD_COUNTER(commit_estimate_us)
 SHARD_COUNTER(pending)
 SHARD_COUNTER(journal_failed)
 
+/* A per-reason counter array of every worker's stats (at `offset`), summed
+ * over workers: one sample per reason 1..count-1, labelled by name_of. */
+static void render_by_reason(const struct engine *engine, struct metrics_text *text,
+			     const char *name, const char *help, size_t offset, unsigned count,
+			     const char *(*name_of)(unsigned))
+{
+	metrics_text_header(text, name, "counter", help);
+	for (unsigned reason = 1; reason < count; reason++) {
+		uint64_t total = 0;
+		for (uint32_t w = 0; w < engine->worker_count; w++) {
+			const uint64_t *counters = (const uint64_t *)(const void *)(
+				(const char *)&engine->workers[w].stats + offset);
+			total += metrics_read(&counters[reason]);
+		}
+		metrics_text_printf(text, "%s{reason=\"%s\"} %llu\n", name, name_of(reason),
+				    (unsigned long long)total);
+	}
+}
+
 static const struct {
 	const char *name;
 	const char *type;
@@ -103,24 +122,14 @@ static void render_workers(struct engine *engine, struct metrics_text *text)
 					    (unsigned long long)worker_metrics[m].read(
 						    &engine->workers[w].stats));
 	}
-	metrics_text_header(text, "payswitch_malformed_by_reason_total", "counter",
-			    "Malformed datagrams by the codec's reason.");
-	for (unsigned reason = 1; reason < NETIO_REJECT_COUNT_KINDS; reason++) {
-		uint64_t total = 0;
-		for (uint32_t w = 0; w < engine->worker_count; w++)
-			total += metrics_read(&engine->workers[w].stats.rejects[reason]);
-		metrics_text_printf(text, "payswitch_malformed_by_reason_total{reason=\"%s\"} %llu\n",
-				    netio_reject_name(reason), (unsigned long long)total);
-	}
-	metrics_text_header(text, "payswitch_auth_refused_total", "counter",
-			    "Datagrams not let in (never answered), by reason.");
-	for (unsigned reason = 1; reason < NETIO_AUTH_REFUSAL_COUNT; reason++) {
-		uint64_t total = 0;
-		for (uint32_t w = 0; w < engine->worker_count; w++)
-			total += metrics_read(&engine->workers[w].stats.auth_refused[reason]);
-		metrics_text_printf(text, "payswitch_auth_refused_total{reason=\"%s\"} %llu\n",
-				    netio_auth_refusal_name(reason), (unsigned long long)total);
-	}
+	render_by_reason(engine, text, "payswitch_malformed_by_reason_total",
+			 "Malformed datagrams by the codec's reason.",
+			 offsetof(struct engine_worker_stats, rejects), NETIO_REJECT_COUNT_KINDS,
+			 netio_reject_name);
+	render_by_reason(engine, text, "payswitch_auth_refused_total",
+			 "Datagrams not let in (never answered), by reason.",
+			 offsetof(struct engine_worker_stats, auth_refused), NETIO_AUTH_REFUSAL_COUNT,
+			 netio_auth_refusal_name);
 	metrics_text_header(text, "payswitch_client_keys", "gauge",
 			    "Client keys loaded (DATA_DIR/clients; reloaded on SIGHUP).");
 	metrics_text_printf(text, "payswitch_client_keys %u\n",
