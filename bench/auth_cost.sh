@@ -23,14 +23,10 @@ rounds="${ROUNDS:-1}"
 shards="${SHARDS:-2}"
 port="${PORT:-7951}"
 work=$(mktemp -d /tmp/payswitch-auth-cost-XXXXXX)
-pid=""
+# shellcheck source=bench/common/switch.sh
+source bench/common/switch.sh
 cleanup() {
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  switch_cleanup
   [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,42 +38,19 @@ L="$build/bench/payswitch-load"
 
 # start_switch MODE: a fresh data dir; MODE on issues the two keys first.
 start_switch() {
-  local mode=$1 data="$work/data-$1"
-  rm -rf "$data" "$work/admin.key" "$work/acquirer.key"
-  "$P" format "$data" --shards "$shards" --accounts 1000000 --transfers 4000000 >/dev/null
-  local flags=() probe=()
+  local mode=$1 data="$work/data-$1" flags=()
+  switch_format "$data" "$shards" --accounts 1000000 --transfers 4000000
   if [[ $mode == on ]]; then
-    for role in admin acquirer; do
-      "$P" client add "auth-cost-$role" --role "$role" --data-dir "$data" \
-        --key-out "$work/$role.key" >/dev/null
-      chmod 600 "$work/$role.key"
-    done
-    probe=(--key "$work/admin.key")
+    switch_keys "$data" "$work" auth-cost
+    SWITCH_PROBE_KEY="$work/admin.key"
   else
+    SWITCH_PROBE_KEY=""
     flags=(--insecure-no-auth)
   fi
-  "$P" start --data-dir "$data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
-    "${flags[@]}" >"$work/switch-$mode.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/switch-$mode.log" >&2; echo "auth_cost: the switch exited at start" >&2; exit 1; }
-    local status=0
-    "$P" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 \
-      "${probe[@]}" >/dev/null 2>&1 || status=$?
-    if [[ $status -eq 0 || $status -eq 1 ]]; then return 0; fi
-    sleep 0.2
-  done
-  echo "auth_cost: the switch does not answer" >&2
-  exit 1
+  switch_start "$data" "127.0.0.1:$port" "$work/switch-$mode.log" "${flags[@]}"
 }
 
-stop_switch() {
-  local status=0
-  kill -TERM "$pid"
-  wait "$pid" || status=$?
-  pid=""
-  [[ $status -eq 0 ]] || { echo "auth_cost: the switch exited $status after SIGTERM" >&2; exit 1; }
-}
+stop_switch() { switch_stop; }
 
 # measure MODE ROUND: both shapes on one switch; throughput into $work/MODE-PER-ROUND.json.
 measure() {

@@ -25,14 +25,10 @@ port="${PORT:-7945}"
 out="${OUT:-$(mktemp -d /tmp/payswitch-sweep-XXXXXX)}"
 mkdir -p "$out"
 work=$(mktemp -d /tmp/payswitch-sweep-data-XXXXXX)
-pid=""
+# shellcheck source=bench/common/switch.sh
+source bench/common/switch.sh
 cleanup() {
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  switch_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,36 +40,17 @@ L="$build/bench/payswitch-load"
 
 start_switch() {
   local shards=$1
-  rm -rf "$work/data" "$work/admin.key" "$work/acquirer.key"
-  "$P" format "$work/data" --shards "$shards" --accounts 1000000 --transfers 4000000 >/dev/null
-  for role in admin acquirer; do
-    "$P" client add "sweep-$role" --role "$role" --data-dir "$work/data" \
-      --key-out "$work/$role.key" >/dev/null
-    chmod 600 "$work/$role.key"
-  done
+  switch_format "$work/data" "$shards" --accounts 1000000 --transfers 4000000
+  switch_keys "$work/data" "$work" sweep
+  SWITCH_PROBE_KEY="$work/admin.key"
   # SWITCH_FLAGS: extra `payswitch start` flags, e.g. "--journal-in-flight 1".
   # shellcheck disable=SC2086
-  "$P" start --data-dir "$work/data" --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 \
-    ${SWITCH_FLAGS:-} >"$out/switch-$shards.log" 2>&1 &
-  pid=$!
-  for attempt in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$out/switch-$shards.log" >&2; echo "sweep: the switch exited at start" >&2; exit 1; }
-    local status=0
-    "$P" account balance 1 --server "127.0.0.1:$port" --timeout-ms 200 --retries 0 \
-      --key "$work/admin.key" >/dev/null 2>&1 || status=$?
-    if [[ $status -eq 0 || $status -eq 1 ]]; then return 0; fi
-    sleep 0.2
-  done
-  echo "sweep: the switch does not answer" >&2
-  exit 1
+  switch_start "$work/data" "127.0.0.1:$port" "$out/switch-$shards.log" ${SWITCH_FLAGS:-}
 }
 
 stop_switch() {
-  local shards=$1 status=0
-  kill -TERM "$pid"
-  wait "$pid" || status=$?
-  pid=""
-  [[ $status -eq 0 ]] || { echo "sweep: the switch exited $status after SIGTERM" >&2; exit 1; }
+  local shards=$1
+  switch_stop
   "$P" audit "$work/data" >"$out/audit-$shards.log" 2>&1 ||
     { tail -n 20 "$out/audit-$shards.log" >&2; echo "sweep: audit failed" >&2; exit 1; }
 }
