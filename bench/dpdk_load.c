@@ -174,13 +174,6 @@ static const char help_text[] =
 	"  --no-verify         skip the final BALANCE check\n"
 	"  --help\n";
 
-static uint64_t realtime_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 static uint64_t next_random(struct load *load)
 {
 	/* xorshift64*: the workload only needs spread, not secrecy. */
@@ -291,7 +284,7 @@ static const struct netio_key *phase_key(const struct load *load)
  * last one (the switch refuses a sequence it has seen or one far off its clock). */
 static uint64_t sequence_take(struct load *load)
 {
-	uint64_t now = realtime_us();
+	uint64_t now = ledger_realtime_us();
 	load->sequence_last = now > load->sequence_last ? now : load->sequence_last + 1;
 	return load->sequence_last;
 }
@@ -397,7 +390,7 @@ static struct ledger_request request_make(struct load *load, uint8_t kind, uint6
 	struct ledger_request request;
 	memset(&request, 0, sizeof(request));
 	request.id = load->next_id++;
-	request.timestamp_us = realtime_us();
+	request.timestamp_us = ledger_realtime_us();
 	request.account_id = account;
 	request.other_id = other;
 	request.amount = amount;
@@ -1063,7 +1056,7 @@ int main(int argc, char **argv)
 		return 2;
 	uint64_t seed[2] = { 0, 0 };
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
-		seed[0] = seed[1] = (uint64_t)realtime_us();
+		seed[0] = seed[1] = (uint64_t)ledger_realtime_us();
 	load.client_id = seed[0] | 1;
 	load.random_state = seed[1] | 1;
 	/* Ids unique across runs against one switch: a random 30-bit prefix. */

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------------ */
 /* Result codes. Stable numbers: they are on the wire and in the journal.    */
@@ -391,5 +392,22 @@ uint64_t ledger_id_mix(uint64_t id);
 
 /* Formats a 128-bit signed amount in decimal into buf (>= 41 bytes); returns buf. */
 char *ledger_format_i128(__int128 value, char *buf, size_t size);
+
+/*
+ * Clocks, one definition for the whole program. The ledger itself never reads
+ * a clock (every decision takes now_us from its caller, which keeps replay
+ * deterministic); these serve its callers: the journal, the switch, the
+ * client library, the load generators and the tests.
+ */
+static inline uint64_t ledger_clock_ns(clockid_t clock)
+{
+	struct timespec now;
+	clock_gettime(clock, &now);
+	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+/* CLOCK_REALTIME in microseconds: request timestamps, protocol sequences. */
+static inline uint64_t ledger_realtime_us(void) { return ledger_clock_ns(CLOCK_REALTIME) / 1000u; }
+/* CLOCK_MONOTONIC in nanoseconds: deadlines and latencies. */
+static inline uint64_t ledger_monotonic_ns(void) { return ledger_clock_ns(CLOCK_MONOTONIC); }
 
 #endif /* PAYSWITCH_LEDGER_H */

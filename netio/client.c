@@ -113,26 +113,12 @@ uint64_t netio_client_busy_wait_us(uint32_t retry_after_us, uint32_t busy_answer
 	return netio_client_backoff_us(base, 0, 0, random);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
-static uint64_t realtime_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 /* Reserves count consecutive datagram sequences: the realtime clock in µs,
  * or just past the last one used, so that sequences only grow (the switch
  * refuses one it has seen, or one far from its clock: PROTOCOL.md). */
 static uint64_t sequences_take(struct netio_client *client, uint32_t count)
 {
-	uint64_t now = realtime_us();
+	uint64_t now = ledger_realtime_us();
 	uint64_t first = client->sequence_next > now ? client->sequence_next : now;
 	client->sequence_next = first + count;
 	return first;
@@ -311,7 +297,7 @@ static int transmit(struct netio_client *client, const uint32_t *indexes, uint32
 static int transmit_all(struct netio_client *client, const uint32_t *indexes, uint32_t count,
 			int timeout_ms)
 {
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = (ledger_monotonic_ns() / 1000000u) + (uint64_t)timeout_ms;
 	uint32_t done = 0;
 	while (done < count) {
 		int n = transmit(client, indexes + done, count - done);
@@ -320,7 +306,7 @@ static int transmit_all(struct netio_client *client, const uint32_t *indexes, ui
 		done += (uint32_t)n;
 		if (done == count)
 			break;
-		uint64_t now = now_ms();
+		uint64_t now = (ledger_monotonic_ns() / 1000000u);
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		struct pollfd wait = {.fd = client->fd, .events = POLLOUT};
@@ -521,9 +507,9 @@ static void call_prepare(struct netio_client *client, struct call *call)
 /* Receives until every request is answered or timeout_ms passes. */
 static int call_wait(struct netio_client *client, struct call *call, int timeout_ms)
 {
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = (ledger_monotonic_ns() / 1000000u) + (uint64_t)timeout_ms;
 	while (call->remaining > 0) {
-		uint64_t now = now_ms();
+		uint64_t now = (ledger_monotonic_ns() / 1000000u);
 		if (now >= deadline)
 			break;
 		int n = receive(client, NETIO_BURST_MAX, (int)(deadline - now));

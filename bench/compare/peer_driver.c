@@ -35,13 +35,6 @@ static void comparison_config(struct load_config *config, uint64_t seed)
 	config->seed = seed;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 enum system { SYSTEM_POSTGRES, SYSTEM_REDIS };
 
 struct shared {
@@ -178,15 +171,15 @@ static void *client_main(void *context)
 		atomic_store(&shared->failed, true);
 		goto out;
 	}
-	uint64_t end = now_ns() + (uint64_t)(shared->duration_s * 1e9);
+	uint64_t end = ledger_monotonic_ns() + (uint64_t)(shared->duration_s * 1e9);
 	uint64_t id = shared->id_base + ((uint64_t)client->index << 32);
-	for (uint64_t start = now_ns(); start < end && !atomic_load(&shared->failed);
-	     start = now_ns()) {
+	for (uint64_t start = ledger_monotonic_ns(); start < end && !atomic_load(&shared->failed);
+	     start = ledger_monotonic_ns()) {
 		struct ledger_request request;
 		struct load_meta meta;
 		load_workload_next(&workload, start, &request, &meta);
 		int code = pg ? pg_pay(pg, ++id, &request) : redis_pay(redis, sha, ++id, &request);
-		histogram_record(&client->histogram, now_ns() - start);
+		histogram_record(&client->histogram, ledger_monotonic_ns() - start);
 		client->codes[code >= 0 && code <= 3 ? code : 3]++;
 		if (code == 3) {
 			atomic_store(&shared->failed, true);
@@ -211,7 +204,7 @@ static int run(enum system system, const char *target, uint32_t clients, double 
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	shared.id_base = ((uint64_t)wall.tv_sec & 0xffffu) << 44;
-	uint64_t start = now_ns();
+	uint64_t start = ledger_monotonic_ns();
 	for (uint32_t i = 0; i < clients; i++) {
 		list[i] = (struct client){ .shared = &shared, .index = i };
 		pthread_create(&list[i].thread, NULL, client_main, &list[i]);
@@ -225,7 +218,7 @@ static int run(enum system system, const char *target, uint32_t clients, double 
 		for (int c = 0; c < 4; c++)
 			codes[c] += list[i].codes[c];
 	}
-	double seconds = (double)(now_ns() - start) / 1e9;
+	double seconds = (double)(ledger_monotonic_ns() - start) / 1e9;
 	printf("{\"system\": \"%s\", \"clients\": %u, \"payments\": %llu, \"seconds\": %.3f, "
 	       "\"per_s\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": %.4f, "
 	       "\"codes\": {\"OK\": %llu, \"INSUFFICIENT_FUNDS\": %llu, \"DUPLICATE\": %llu, "

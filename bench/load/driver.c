@@ -117,17 +117,10 @@ struct load_driver {
 	bool loading;                /* making new workload requests */
 };
 
-static uint64_t clock_ns(clockid_t clock)
-{
-	struct timespec now;
-	clock_gettime(clock, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 static void clock_update(struct load_driver *driver)
 {
-	driver->now_ns = clock_ns(CLOCK_MONOTONIC);
-	driver->now_us = clock_ns(CLOCK_REALTIME) / 1000u;
+	driver->now_ns = ledger_clock_ns(CLOCK_MONOTONIC);
+	driver->now_us = ledger_clock_ns(CLOCK_REALTIME) / 1000u;
 }
 
 static uint64_t power_of_two_at_least(uint64_t value)
@@ -182,7 +175,7 @@ struct load_driver *load_driver_create(const struct load_config *config,
 	}
 	uint64_t nonce = 0;
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
-		nonce = clock_ns(CLOCK_REALTIME);
+		nonce = ledger_clock_ns(CLOCK_REALTIME);
 	/* 23 bits: ids stay below 2^63 and never 0. */
 	if (config->id_nonce != 0)
 		nonce = config->id_nonce;   /* a sweep: each step its own, never reused */

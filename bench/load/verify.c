@@ -18,20 +18,13 @@ struct setup_ids {
 	uint64_t next;
 };
 
-static uint64_t realtime_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 /* Setup ids: a random 23-bit nonce with bit 39 set, so they never meet the
  * driver's ids (whose counters stay far below 2^39). */
 static void setup_ids_init(struct setup_ids *ids)
 {
 	uint64_t nonce = 0;
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
-		nonce = realtime_us();
+		nonce = ledger_realtime_us();
 	ids->next = (((nonce & ((1ull << 23) - 1u)) | 1u) << 40) | (1ull << 39);
 }
 
@@ -41,7 +34,7 @@ static struct ledger_request make_request(struct setup_ids *ids, uint16_t curren
 {
 	struct ledger_request request = { 0 };
 	request.id = ++ids->next;
-	request.timestamp_us = realtime_us();
+	request.timestamp_us = ledger_realtime_us();
 	request.currency = currency;
 	request.kind = kind;
 	request.account_id = account;

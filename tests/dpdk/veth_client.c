@@ -30,20 +30,13 @@ static struct netio_client *admin_client, *pay_client;
 static uint64_t next_id;
 static uint64_t errors;
 
-static uint64_t now_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 static struct ledger_request make(uint8_t kind, uint64_t account, uint64_t other,
 				  uint64_t amount)
 {
 	struct ledger_request request;
 	memset(&request, 0, sizeof(request));
 	request.id = next_id++;
-	request.timestamp_us = now_us();
+	request.timestamp_us = ledger_realtime_us();
 	request.account_id = account;
 	request.other_id = other;
 	request.amount = amount;
@@ -191,8 +184,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	client = admin_client;
-	next_id = (now_us() << 8) | 1; /* unique across runs against one switch */
-	srand((unsigned)now_us());
+	next_id = (ledger_realtime_us() << 8) | 1; /* unique across runs against one switch */
+	srand((unsigned)ledger_realtime_us());
 	int64_t *model = calloc(accounts, sizeof(int64_t));
 	if (model == NULL)
 		return 1;

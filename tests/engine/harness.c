@@ -28,13 +28,6 @@ static const char *binary(void)
 	return path;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 uint16_t harness_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -85,7 +78,7 @@ void harness_init(struct harness *harness, uint32_t shards, const char *const *f
 	snprintf(harness->data_dir, sizeof(harness->data_dir), "%s/data", harness->dir);
 	snprintf(harness->log_path, sizeof(harness->log_path), "%s/switch.log", harness->dir);
 	harness->shards = shards;
-	harness->next_id = now_us() << 8;
+	harness->next_id = ledger_realtime_us() << 8;
 	char shards_text[16];
 	snprintf(shards_text, sizeof(shards_text), "%u", shards);
 	/* Small capacities: a test needs thousands of accounts, not millions, and
@@ -140,7 +133,7 @@ struct netio_client *harness_client_for(struct harness *harness, uint8_t kind)
 void harness_seal(struct harness *harness, void *datagram, size_t length, bool admin)
 {
 	static uint64_t last;
-	uint64_t sequence = now_us();
+	uint64_t sequence = ledger_realtime_us();
 	if (sequence <= last)
 		sequence = last + 1;
 	last = sequence;
@@ -281,7 +274,7 @@ struct ledger_request harness_request(struct harness *harness, uint8_t kind, uin
 {
 	struct ledger_request request = { 0 };
 	request.id = ++harness->next_id;
-	request.timestamp_us = now_us();
+	request.timestamp_us = ledger_realtime_us();
 	request.kind = kind;
 	request.account_id = account;
 	request.other_id = other;

@@ -38,13 +38,6 @@ static uint64_t owned(uint32_t shard, uint32_t shards, int n)
 			return id;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* Every REPLY datagram the switch sent for one REQUEST datagram. */
 struct answer {
 	uint32_t datagrams;
@@ -94,9 +87,9 @@ static void exchange(const struct ledger_request *requests, uint32_t count, uint
 	cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0);
 	cr_assert_eq(send(fd, datagram, length, 0), (ssize_t)length);
 	memset(answer, 0, sizeof(*answer));
-	int64_t deadline = now_ms() + 5000;
+	int64_t deadline = (int64_t)(ledger_monotonic_ns() / 1000000u) + 5000;
 	while (answer->results_total < count) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - (int64_t)(ledger_monotonic_ns() / 1000000u);
 		cr_assert(left > 0 && receive_one(fd, (int)left, sequence, answer),
 			  "%u of %u results came", answer->results_total, count);
 	}

@@ -230,13 +230,6 @@ static bool echo_sealed_as_expected(const struct echo_server *server,
 	       memcmp(view->header.mac, zero, NETIO_MAC_SIZE) == 0;
 }
 
-static uint64_t realtime_us(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-}
-
 /* What the server knows of a datagram when it decides how to answer. */
 struct echo_copy {
 	uint32_t before;                 /* copies of this datagram received before it */
@@ -250,7 +243,7 @@ static struct echo_copy echo_record(struct echo_server *server,
 {
 	uint64_t sequence = view->header.sequence;
 	uint64_t client_id = view->header.client_id;
-	uint64_t now = realtime_us();
+	uint64_t now = ledger_realtime_us();
 	struct echo_copy copy = {.before = 0, .first_sequence = sequence};
 	const uint8_t *records = (const uint8_t *)datagram->data + NETIO_HEADER_SIZE;
 	uint32_t records_length = datagram->length - NETIO_HEADER_SIZE;
@@ -1041,13 +1034,6 @@ struct hint_server {
 	alignas(64) uint8_t kept[HINT_DATAGRAMS_KEPT][NETIO_DATAGRAM_MAX];
 };
 
-static uint64_t hint_now_ns(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 static void hint_answer(struct hint_server *server, const struct netio_view *view,
 			uint32_t index, const struct sockaddr_storage *peer, socklen_t peer_length)
 {
@@ -1083,7 +1069,7 @@ static void *hint_main(void *argument)
 		socklen_t peer_length = sizeof(peer);
 		ssize_t n = recvfrom(server->fd, in, sizeof(in), 0, (struct sockaddr *)&peer,
 				     &peer_length);
-		uint64_t read_ns = hint_now_ns();
+		uint64_t read_ns = ledger_monotonic_ns();
 		struct netio_view view;
 		if (n <= 0 || netio_decode(in, (size_t)n, &view) != LEDGER_OK ||
 		    view.header.type != NETIO_TYPE_REQUEST)
@@ -1295,9 +1281,9 @@ Test(backoff, timeouts_back_off, .timeout = 30)
 	hint_make_requests(made, 3, 500);
 	const int timeout_ms = 10;
 	const int retries = 4;
-	uint64_t start_ns = hint_now_ns();
+	uint64_t start_ns = ledger_monotonic_ns();
 	cr_assert_eq(netio_client_call(client, made, 3, answers, timeout_ms, retries), -ETIMEDOUT);
-	uint64_t elapsed_ns = hint_now_ns() - start_ns;
+	uint64_t elapsed_ns = ledger_monotonic_ns() - start_ns;
 	for (uint32_t i = 0; i < 3; i++)
 		cr_assert_eq(answers[i].code, NETIO_CODE_NO_ANSWER);
 	struct netio_client_stats stats;
