@@ -63,7 +63,7 @@
 #define WINDOW_MAX (1u << SLOT_BITS)
 #define UDP_UNNUMBERED UINT64_MAX  /* a sequence never used: --udp, a datagram that never
                                     * went out; sequence_previous, no earlier one */
-#define CURRENCY 978
+#define CURRENCY LEDGER_CURRENCY_DEFAULT
 #define RETRANSMIT_NS (500u * 1000000u)
 #define RETRANSMITS_MAX 20u
 #define PHASE_TIMEOUT_NS (60ull * 1000000000ull)

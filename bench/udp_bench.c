@@ -121,7 +121,7 @@ static int run_async(struct netio_client *client, const struct options *options,
 	static struct ledger_request requests[NETIO_CLIENT_REQUESTS_MAX];
 	for (uint32_t i = 0; i < NETIO_CLIENT_REQUESTS_MAX; i++)
 		requests[i] = (struct ledger_request){.account_id = 1 + i, .other_id = 2 + i,
-						      .currency = 978, .kind = LEDGER_KIND_PAY};
+						      .currency = LEDGER_CURRENCY_DEFAULT, .kind = LEDGER_KIND_PAY};
 	uint64_t next_id = 1, in_flight = 0;
 	double start = ((double)ledger_monotonic_ns() * 1e-9), end = start + options->seconds;
 	while (((double)ledger_monotonic_ns() * 1e-9) < end) {
@@ -161,7 +161,7 @@ static int run_async(struct netio_client *client, const struct options *options,
 static int run_sync(struct netio_client *client, const struct options *options, struct row *row)
 {
 	struct ledger_request request = {.account_id = 1, .other_id = 2, .amount = 100,
-					 .currency = 978, .kind = LEDGER_KIND_PAY};
+					 .currency = LEDGER_CURRENCY_DEFAULT, .kind = LEDGER_KIND_PAY};
 	struct ledger_result result;
 	double start = ((double)ledger_monotonic_ns() * 1e-9), end = start + options->seconds;
 	for (uint64_t id = 1; ((double)ledger_monotonic_ns() * 1e-9) < end; id++) {

@@ -234,7 +234,7 @@ static uint64_t random_id(void)
 
 int cli_account_main(int argc, char **argv)
 {
-	struct account_options options = { .port = 7000, .currency = 978, .timeout_ms = 1000,
+	struct account_options options = { .port = 7000, .currency = LEDGER_CURRENCY_DEFAULT, .timeout_ms = 1000,
 					   .retries = 3 };
 	snprintf(options.host, sizeof(options.host), "127.0.0.1");
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -393,6 +393,10 @@ uint64_t ledger_id_mix(uint64_t id);
 /* Formats a 128-bit signed amount in decimal into buf (>= 41 bytes); returns buf. */
 char *ledger_format_i128(__int128 value, char *buf, size_t size);
 
+/* The currency every command and generator takes when none is named: ISO 4217
+ * numeric 978 (EUR). One name for the whole program. */
+#define LEDGER_CURRENCY_DEFAULT 978
+
 /*
  * Clocks, one definition for the whole program. The ledger itself never reads
  * a clock (every decision takes now_us from its caller, which keeps replay

@@ -266,7 +266,7 @@ uint64_t load_workload_holds_pending(const struct load_workload *workload)
 
 void load_workload_defaults(struct load_config *config)
 {
-	config->currency = 978;
+	config->currency = LEDGER_CURRENCY_DEFAULT;
 	config->account_base = 1000000;
 	config->payers = 20000;
 	config->merchants = 2000;

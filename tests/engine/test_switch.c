@@ -12,7 +12,7 @@
 #include "harness.h"
 
 #define FUNDING 1
-#define EUR 978
+#define EUR LEDGER_CURRENCY_DEFAULT
 
 static struct harness harness;
 

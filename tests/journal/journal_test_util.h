@@ -9,7 +9,7 @@
 #include "journal.h"
 #include "ledger.h"
 
-#define JT_EUR 978
+#define JT_EUR LEDGER_CURRENCY_DEFAULT
 #define JT_T0 (UINT64_C(1700000000) * 1000000)
 #define JT_FUNDING 1u
 #define JT_MERCHANTS 8u
