@@ -265,7 +265,8 @@ static void bench_usage(FILE *out)
 	fprintf(out,
 		"usage: ledger_bench [--accounts N]... [--ops N] [--batch N] [--zipf S] [--transfers N] [--json]\n"
 		"  PAY throughput of one ledger on one core: uniform payers, Zipf payees.\n"
-		"  --accounts N  accounts in the ledger (repeatable; default: 1000000 and 10000000)\n"
+		"  --accounts N  accounts in the ledger (repeatable; default: 1000000, 10000000 and\n"
+		"                100000000, ~9 GB: check free memory first)\n"
 		"  --ops N       payments timed per run (default 20000000)\n"
 		"  --batch N     requests per ledger_apply() call (default 64)\n"
 		"  --zipf S      Zipf exponent of the payee distribution (default 1.0)\n"
@@ -307,6 +308,7 @@ static int bench_parse(int argc, char **argv, struct bench_options *options)
 	if (options->runs == 0) {
 		options->accounts[options->runs++] = 1000000;
 		options->accounts[options->runs++] = 10000000;
+		options->accounts[options->runs++] = 100000000; /* ~9 GB: check free memory */
 	}
 	for (uint32_t i = 0; i < options->runs; i++)
 		if (options->accounts[i] < 2)
