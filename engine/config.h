@@ -60,6 +60,13 @@ struct engine_config {
 	enum engine_transport_kind transport;
 	char dpdk_args[1024];        /* EAL arguments for the DPDK transport */
 	bool snapshot_on_stop;
+	/* Online snapshots (engine/README.md "Snapshots while serving"): a shard
+	 * snapshots once this many records were decided since its last one, or
+	 * once this many seconds passed with at least one new record; 0 and 0:
+	 * only on a clean stop. */
+	uint64_t snapshot_every_records;
+	uint32_t snapshot_every_seconds;
+	uint32_t snapshot_retain;    /* snapshots kept per shard, 1..64 */
 	bool verbose;
 	/* Authentication (netio/PROTOCOL.md). */
 	bool insecure_no_auth;       /* let in every datagram, keyed or not, and check

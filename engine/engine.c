@@ -177,6 +177,11 @@ static int open_shard(struct engine *engine, const struct journal_meta *meta, ui
 			    index, strerror(-result));
 	struct journal_recovery_report report;
 	struct journal_error journal_error = { 0 };
+	/* A temp file is a snapshot a crash cut short: never read, removed. */
+	int removed = journal_snapshot_clean_temp(engine->config.data_dir, index);
+	if (removed < 0)
+		engine_log("warn", "shard %u: cannot remove temp snapshots: %s", index,
+			   strerror(-removed));
 	result = journal_recover(engine->config.data_dir, index, shard->ledger, &report,
 				 &journal_error);
 	if (result < 0)
@@ -551,6 +556,9 @@ int engine_start(struct engine *engine, char *error, size_t error_size)
 			return fail(error, error_size, -result, "shard thread: %s", strerror(result));
 		shard->thread_started = true;
 		pin(shard->thread, &engine->config, engine->worker_count + s);
+		result = engine_snapshotter_start(shard);
+		if (result != 0)
+			return fail(error, error_size, result, "snapshot thread: %s", strerror(-result));
 	}
 	for (uint32_t w = 0; w < engine->worker_count; w++) {
 		struct engine_worker *worker = &engine->workers[w];
@@ -579,8 +587,7 @@ static int write_snapshots(struct engine *engine)
 			continue;
 		struct journal_error journal_error = { 0 };
 		uint64_t started = engine_monotonic_us();
-		int result = journal_snapshot_write(engine->config.data_dir, s, shard->ledger,
-						    &journal_error);
+		int result = engine_snapshotter_write_now(shard, &journal_error);
 		if (result < 0) {
 			engine_log("error", "shard %u: snapshot failed: %s", s, journal_error.text);
 			status = result;
@@ -611,6 +618,8 @@ int engine_join(struct engine *engine)
 		}
 		if (shard->failed)
 			status = status ? status : -EIO;
+		/* A capture in the writer's hands is published only if durable. */
+		engine_snapshotter_stop(shard, closed == 0 && !shard->failed);
 	}
 	atomic_store(&engine->stop, true);
 	for (uint32_t w = 0; w < engine->worker_count; w++) {
@@ -645,6 +654,8 @@ void engine_destroy(struct engine *engine)
 		struct engine_shard *shard = &engine->shards[s];
 		if (shard->journal != NULL)
 			journal_writer_close(shard->journal);
+		engine_snapshotter_stop(shard, false);
+		journal_snapshot_image_free(&shard->snapshotter.image);
 		ledger_destroy(shard->ledger);
 		free(shard->pending);
 		free(shard->outboxes);

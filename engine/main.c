@@ -60,6 +60,9 @@ static const struct option config_options[] = {
 	{ "transport", required_argument, NULL, 't' },
 	{ "dpdk-args", required_argument, NULL, 'E' },
 	{ "snapshot-on-stop", required_argument, NULL, 'S' },
+	{ "snapshot-every-records", required_argument, NULL, 'R' },
+	{ "snapshot-every-seconds", required_argument, NULL, 'K' },
+	{ "snapshot-retain", required_argument, NULL, 'Q' },
 	{ "insecure-no-auth", no_argument, NULL, 'N' },
 	{ "auth-sessions", required_argument, NULL, 'A' },
 	{ "auth-max-age-ms", required_argument, NULL, 'M' },
@@ -101,6 +104,11 @@ static const char start_help[] =
 	"                         crash can lose acknowledged payments\n"
 	"  --transport udp|dpdk   (default: udp)\n"
 	"  --snapshot-on-stop B   write snapshots on a clean stop (default: true)\n"
+	"  --snapshot-every-records N  while serving (one shard only, for now), the shard\n"
+	"                         snapshots after N new records (default: 4M; 0: by time only)\n"
+	"  --snapshot-every-seconds N  ... or after N seconds with new records\n"
+	"                         (default: 300; 0 and 0: only on a clean stop)\n"
+	"  --snapshot-retain N    snapshots kept per shard (default: 2)\n"
 	"  --insecure-no-auth     let in datagrams without a valid key and MAC and check\n"
 	"                         no roles: anyone who can send a datagram can move\n"
 	"                         money. For test benches only (default: off; client\n"

@@ -294,6 +294,17 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 	struct engine_message message = { .worker = ENGINE_NO_REPLY };
 	uint32_t from;
 	assert(owed != OWED_NOTHING);
+	struct ledger_transfer_info info;
+	/* Online snapshots are taken at different moments on different shards
+	 * (snapshotter.c), so a scan can see one half of a transfer whose other
+	 * half lies before the other shard's snapshot. The recovered ledgers
+	 * settle it: a payee that remembers the CREDIT was credited, a payer
+	 * whose transfer is RETURNED got its money back. */
+	if (owed == OWED_RETURN &&
+	    ledger_transfer_get(engine->shards[ledger_shard_of(entry->credit.account_id,
+							       engine->shard_count)].ledger,
+				entry->id, &info) && info.state == LEDGER_TRANSFER_RETURNED)
+		return 0;
 	if (owed == OWED_CREDIT) {
 		assert(entry->seen & SEEN_DEBIT);
 		assert(entry->debit.id == entry->id);
@@ -310,6 +321,11 @@ static int resend(struct engine *engine, const struct transit_entry *entry, enum
 			return 0;
 		}
 		message.balance = entry->balance;
+		/* The CREDIT's payee (a capture's comes from its hold). */
+		uint32_t to = ledger_shard_of(message.request.other_id, engine->shard_count);
+		if (ledger_transfer_get(engine->shards[to].ledger, entry->id, &info) &&
+		    info.kind == LEDGER_KIND_CREDIT)
+			return 0;
 	} else {
 		from = ledger_shard_of(entry->credit.other_id, engine->shard_count);
 		assert(entry->seen & SEEN_REFUSED);

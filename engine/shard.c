@@ -795,6 +795,7 @@ void *engine_shard_main(void *argument)
 				decide(shard, count);
 			progress += count;
 			commit_when_due(shard);
+			engine_snapshotter_maybe(shard);
 		}
 		if (progress > 0)
 			continue;

@@ -7,6 +7,7 @@
 #include <assert.h>
 
 #include "engine.h"
+#include "journal.h"
 
 struct journal_writer;
 
@@ -27,6 +28,30 @@ struct engine_commit {
 /* Bounds of the retry-after hint of an admission BUSY. */
 #define ENGINE_RETRY_AFTER_MIN_US 500u
 #define ENGINE_RETRY_AFTER_MAX_US 1000000u
+
+/* Online snapshots of one shard (snapshotter.c): the shard's thread captures
+ * its ledger into `image` (a memory copy) and hands it over; the writer
+ * thread stores it, waits until the journal is durable up to its sequence,
+ * then publishes it. `busy` is true from the hand-over until published. */
+struct engine_snapshotter {
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool busy;                        /* under lock: the writer owns the image */
+	bool stop;                        /* under lock */
+	struct journal_snapshot_image image;
+	uint64_t last_sequence;           /* shard thread: sequence of the last capture */
+	uint64_t last_us;                 /* shard thread: monotonic time of it */
+	uint64_t last_wait_us;            /* shard thread: last attempt refused (quiet point) */
+	/* Read by metrics and tests (relaxed atomics). */
+	uint64_t captures;
+	uint64_t published;
+	uint64_t failures;
+	uint64_t published_sequence;
+	uint64_t pause_us_last;
+	uint64_t pause_us_max;
+};
 
 struct engine_shard {
 	struct engine *engine;
@@ -62,7 +87,18 @@ struct engine_shard {
 	struct ledger_request requests[ENGINE_APPLY_MAX];
 	struct ledger_result results[ENGINE_APPLY_MAX];
 	struct engine_shard_stats stats;
+	struct engine_snapshotter snapshotter;
 };
+
+/* snapshotter.c. Start: the writer thread (after recovery). Maybe: the
+ * shard's thread, once per loop: captures when a snapshot is due. Stop:
+ * after the shard's thread and its journal closed; `durable` says whether
+ * everything appended is durable (a pending capture is then published). */
+int engine_snapshotter_start(struct engine_shard *shard);
+void engine_snapshotter_maybe(struct engine_shard *shard);
+void engine_snapshotter_stop(struct engine_shard *shard, bool durable);
+/* A capture and publish on the calling thread (clean stop): 0 or -errno. */
+int engine_snapshotter_write_now(struct engine_shard *shard, struct journal_error *error);
 
 /* Pushes a worker's buffered replies into its ring. Returns true when all went. */
 bool shard_flush_outbox(struct engine_shard *shard, uint16_t worker);

@@ -308,6 +308,46 @@ void journal_reader_close(struct journal_reader *reader);
 int journal_snapshot_write(const char *dir, uint32_t shard, const struct ledger *ledger,
 			   struct journal_error *error);
 
+/* Online snapshots, in two steps so a serving shard stops only for a copy:
+ * journal_snapshot_capture() (the shard's thread) streams the ledger's state
+ * into a memory image — the ledger is only read, at memory speed — and
+ * journal_snapshot_store() (any other thread, the ledger no longer needed)
+ * hashes it, writes snapshot-SEQ.snap.tmp and fsyncs it. Once the journal is
+ * durable up to the image's sequence the caller calls
+ * journal_snapshot_publish(): rename to snapshot-SEQ.snap, fsync of the shard
+ * dir, and all but the newest `retain` snapshots deleted. A crash before the
+ * rename leaves only a .tmp (never read; journal_snapshot_clean_temp()). An
+ * image is reused: its buffer grows to the largest state and is kept. */
+struct journal_snapshot_image {
+	uint8_t *body;            /* ledger_state_save() stream */
+	uint64_t body_bytes;
+	uint64_t capacity_bytes;  /* of body */
+	uint32_t shard;
+	uint32_t shard_count;
+	uint64_t sequence;        /* ledger_sequence() at the capture */
+	uint64_t now_us;          /* ledger_now() at the capture */
+	uint64_t config_hash;
+};
+/* Copies the ledger's state into `image` (grows its buffer when needed).
+ * 0, -ENOMEM, or the ledger's save error. The ledger must not change
+ * meanwhile (its own thread calls this). */
+int journal_snapshot_capture(const struct ledger *ledger, struct journal_snapshot_image *image);
+/* Writes the image to DATA_DIR/shard-NNN/snapshot-SEQ.snap.tmp and fsyncs it. */
+int journal_snapshot_store(const char *dir, const struct journal_snapshot_image *image,
+			   struct journal_error *error);
+/* Renames the stored temp file into place, fsyncs the dir and keeps the
+ * newest `retain` (>= 1) snapshots. Precondition: the journal is durable up
+ * to image->sequence. */
+int journal_snapshot_publish(const char *dir, const struct journal_snapshot_image *image,
+			     uint32_t retain, struct journal_error *error);
+/* Releases the image's buffer. */
+void journal_snapshot_image_free(struct journal_snapshot_image *image);
+/* Deletes every snapshot-SEQ.snap.tmp of the shard (a snapshot a crash cut
+ * short). Returns how many were removed, or -errno. Start-up only. */
+int journal_snapshot_clean_temp(const char *dir, uint32_t shard);
+/* Keeps the newest `retain` (>= 1) snapshots of the shard, deletes the rest. */
+int journal_snapshot_prune(const char *dir, uint32_t shard, uint32_t retain);
+
 /* Loads the newest snapshot of the shard whose checksums verify and whose
  * sequence is <= max_sequence (UINT64_MAX: any) into `ledger` (freshly
  * created with the shard's config). Returns 1 loaded (sequence in

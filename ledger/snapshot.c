@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,12 +116,15 @@ static int stream_read(void *context, void *data, size_t size)
 	return 0;
 }
 
-static int snapshot_prune(const char *dir, uint32_t shard)
+int journal_snapshot_prune(const char *dir, uint32_t shard, uint32_t retain)
 {
+	assert(retain >= 1); /* the newest snapshot is never deleted here */
 	uint64_t *sequences;
 	int count = journal_snapshots_list(dir, shard, &sequences);
+	if (count < 0)
+		return count;
 	char path[JOURNAL_PATH_MAX];
-	for (int i = JOURNAL_SNAPSHOTS_KEPT; i < count; i++) {
+	for (int i = (int)retain; i < count; i++) {
 		if (snapshot_path(path, sizeof(path), dir, shard, sequences[i], "") != 0)
 			journal_log("journal: %s/shard-%03u: snapshot %" PRIu64 ": path too long", dir,
 				    shard, sequences[i]);
@@ -128,7 +132,12 @@ static int snapshot_prune(const char *dir, uint32_t shard)
 			journal_log("journal: %s: unlink: %s", path, strerror(errno));
 	}
 	free(sequences);
-	return count < 0 ? count : 0;
+	return 0;
+}
+
+static int snapshot_prune(const char *dir, uint32_t shard)
+{
+	return journal_snapshot_prune(dir, shard, JOURNAL_SNAPSHOTS_KEPT);
 }
 
 static int snapshot_stream_body(struct snapshot_stream *stream, const struct ledger *ledger,
@@ -335,4 +344,146 @@ int journal_snapshot_load(const char *dir, uint32_t shard, struct ledger *ledger
 	free(stream.buffer);
 	XXH3_freeState(stream.hash);
 	return result;
+}
+
+/* ---- online snapshots: capture in memory, store and publish elsewhere ---- */
+
+static int image_write(void *context, const void *data, size_t size)
+{
+	struct journal_snapshot_image *image = context;
+	assert(image->body_bytes <= image->capacity_bytes);
+	if (image->body_bytes + size > image->capacity_bytes) {
+		/* Grows by half again: a state of B bytes costs O(log B) copies once,
+		 * then the buffer is kept for every later capture. */
+		uint64_t capacity = image->capacity_bytes ? image->capacity_bytes : 1u << 20;
+		while (capacity < image->body_bytes + size)
+			capacity += capacity / 2;
+		uint8_t *grown = realloc(image->body, capacity);
+		if (grown == NULL)
+			return -ENOMEM;
+		image->body = grown;
+		image->capacity_bytes = capacity;
+	}
+	memcpy(image->body + image->body_bytes, data, size);
+	image->body_bytes += size;
+	return 0;
+}
+
+int journal_snapshot_capture(const struct ledger *ledger, struct journal_snapshot_image *image)
+{
+	assert(ledger != NULL);
+	assert(image != NULL);
+	const struct ledger_config *config = ledger_config_get(ledger);
+	assert(config->shard_count <= JOURNAL_SHARDS_MAX);
+	image->body_bytes = 0;
+	image->shard = config->shard_index;
+	image->shard_count = config->shard_count;
+	image->sequence = ledger_sequence(ledger);
+	image->now_us = ledger_now(ledger);
+	image->config_hash = config_hash(config);
+	int result = ledger_state_save(ledger, image_write, image);
+	assert(result != 0 || image->body_bytes > 0); /* the state has a header at least */
+	return result;
+}
+
+void journal_snapshot_image_free(struct journal_snapshot_image *image)
+{
+	if (image == NULL)
+		return;
+	free(image->body);
+	image->body = NULL;
+	image->body_bytes = image->capacity_bytes = 0;
+}
+
+static int image_paths(const char *dir, const struct journal_snapshot_image *image, char *path,
+		       char *temporary, char *shard_dir, struct journal_error *error)
+{
+	if (snapshot_path(path, JOURNAL_PATH_MAX, dir, image->shard, image->sequence, "") != 0 ||
+	    snapshot_path(temporary, JOURNAL_PATH_MAX, dir, image->shard, image->sequence,
+			  ".tmp") != 0 ||
+	    journal_shard_dir(shard_dir, JOURNAL_PATH_MAX, dir, image->shard) != 0)
+		return journal_error_set(error, -ENAMETOOLONG, "%s/shard-%03u: snapshot %" PRIu64
+					 ": path longer than %u bytes", dir, image->shard,
+					 image->sequence, JOURNAL_PATH_MAX - 1);
+	return 0;
+}
+
+int journal_snapshot_store(const char *dir, const struct journal_snapshot_image *image,
+			   struct journal_error *error)
+{
+	assert(dir != NULL);
+	assert(image != NULL);
+	assert(image->body_bytes > 0); /* captured */
+	char path[JOURNAL_PATH_MAX], temporary[JOURNAL_PATH_MAX], shard_dir[JOURNAL_PATH_MAX];
+	int result = image_paths(dir, image, path, temporary, shard_dir, error);
+	if (result != 0)
+		return result;
+	struct journal_snapshot_header header = {.magic = JOURNAL_SNAPSHOT_MAGIC,
+		.version = JOURNAL_FORMAT_VERSION, .header_bytes = sizeof(header),
+		.shard = image->shard, .shard_count = image->shard_count,
+		.sequence = image->sequence, .now_us = image->now_us,
+		.body_bytes = image->body_bytes, .config_hash = image->config_hash};
+	header.body_hash = XXH3_64bits(image->body, image->body_bytes);
+	header.header_hash = XXH3_64bits(&header, offsetof(struct journal_snapshot_header, header_hash));
+	int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return journal_error_set(error, -errno, "%s: create: %s", temporary, strerror(errno));
+	result = journal_write_full(fd, &header, sizeof(header));
+	if (result == 0)
+		result = journal_write_full(fd, image->body, image->body_bytes);
+	if (result == 0 && fsync(fd) != 0)
+		result = -errno;
+	close(fd);
+	if (result != 0) {
+		unlink(temporary);
+		return journal_error_set(error, result, "%s: write: %s", temporary, strerror(-result));
+	}
+	return 0;
+}
+
+int journal_snapshot_publish(const char *dir, const struct journal_snapshot_image *image,
+			     uint32_t retain, struct journal_error *error)
+{
+	assert(retain >= 1);
+	char path[JOURNAL_PATH_MAX], temporary[JOURNAL_PATH_MAX], shard_dir[JOURNAL_PATH_MAX];
+	int result = image_paths(dir, image, path, temporary, shard_dir, error);
+	if (result != 0)
+		return result;
+	if (rename(temporary, path) != 0)
+		return journal_error_set(error, -errno, "%s: rename: %s", temporary, strerror(errno));
+	result = journal_fsync_dir(shard_dir);
+	if (result == 0)
+		result = journal_snapshot_prune(dir, image->shard, retain);
+	if (result != 0)
+		return journal_error_set(error, result, "%s: publish: %s", path, strerror(-result));
+	return 0;
+}
+
+int journal_snapshot_clean_temp(const char *dir, uint32_t shard)
+{
+	char shard_dir[JOURNAL_PATH_MAX], path[JOURNAL_PATH_MAX];
+	if (journal_shard_dir(shard_dir, sizeof(shard_dir), dir, shard) != 0)
+		return -ENAMETOOLONG;
+	DIR *handle = opendir(shard_dir);
+	if (handle == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	int removed = 0;
+	const struct dirent *entry;
+	while ((entry = readdir(handle)) != NULL) {
+		size_t length = strlen(entry->d_name);
+		const char *suffix = ".snap.tmp";
+		if (strncmp(entry->d_name, "snapshot-", 9) != 0 || length < 9 + strlen(suffix) ||
+		    strcmp(entry->d_name + length - strlen(suffix), suffix) != 0)
+			continue;
+		if (journal_path_format(path, sizeof(path), "%s/%s", shard_dir, entry->d_name) != 0)
+			continue;
+		if (unlink(path) == 0) {
+			removed++;
+			journal_log("journal: %s: removed (a snapshot a crash cut short)", path);
+		}
+	}
+	closedir(handle);
+	if (removed > 0 && journal_fsync_dir(shard_dir) != 0)
+		journal_log("journal: %s: fsync after removing temp snapshots failed", shard_dir);
+	return removed;
 }
