@@ -12,6 +12,7 @@
 #   STEP_SECONDS=1 SHARDS=1 bench/sweep.sh # quicker, noisier
 #   RATES_1=... RATES_128=...              # the rate ladders (payswitch-load --sweep)
 #   SWITCH_FLAGS="--journal-in-flight 1"   # extra payswitch start flags
+#   DATA_ROOT=/dev/shm                     # data dir on tmpfs: the software without the disk
 # Prints figures; asserts nothing about them. Exit status 1 only when a run
 # fails (verification, an unclean stop, the audit).
 set -euo pipefail
@@ -24,7 +25,8 @@ rates_128="${RATES_128:-100k,250k,500k,750k,1M,1.25M,1.5M,2M}"
 port="${PORT:-7945}"
 out="${OUT:-$(mktemp -d /tmp/payswitch-sweep-XXXXXX)}"
 mkdir -p "$out"
-work=$(mktemp -d /tmp/payswitch-sweep-data-XXXXXX)
+# DATA_ROOT: where the data dir goes (e.g. /dev/shm to take the disk out of the figures)
+work=$(mktemp -d "${DATA_ROOT:-/tmp}/payswitch-sweep-data-XXXXXX")
 # shellcheck source=bench/common/switch.sh
 source bench/common/switch.sh
 cleanup() {
